@@ -1,0 +1,1 @@
+"""The HTTP API of pactledger (FastAPI). Arrives with issue 4; it depends on ``ledger`` only."""

@@ -1,0 +1,138 @@
+"""The ledger's use cases over a :class:`~ledger.log.ports.LogStore` and a checkpoint signer.
+
+Guarantees: a checkpoint is signed only after the current tree is proven consistent with the
+newest checkpoint already stored, so the ledger never signs two histories; proofs are built
+from stored complete subtrees (O(log n) reads); ``verify`` streams the whole log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ledger.errors import IntegrityError, NotFoundError, ValidationError
+from ledger.integrity.checkpoint import Checkpoint, sign_checkpoint
+from ledger.integrity.merkle import (
+    ConsistencyProof,
+    InclusionProof,
+    prove_consistency,
+    prove_inclusion,
+)
+from ledger.integrity.note import NoteSigner, NoteVerifier
+from ledger.log.audit import AuditReport, audit_log, signed_roots
+from ledger.log.entry import EntryInput, Receipt, SealedEntry
+from ledger.log.ports import CheckpointRecord, LogStore
+from ledger.log.sequencer import Head
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Ledger:
+    store: LogStore
+    signer: NoteSigner | None = None
+    clock: Callable[[], datetime] = utc_now
+
+    # --- writing --------------------------------------------------------------------------
+
+    def append(self, inputs: Sequence[EntryInput]) -> list[Receipt]:
+        return self.store.append(inputs)
+
+    def checkpoint(self) -> CheckpointRecord:
+        """Sign the current tree head, after proving it extends the newest stored checkpoint."""
+        signer = self._require_signer()
+        head = self.store.head()
+        mine = [c for c in self.store.checkpoints() if c.key_id == signer.verifier.key_id]
+        if mine:
+            latest = mine[-1]
+            if latest.tree_size > head.size:
+                raise IntegrityError(
+                    f"the log holds {head.size} entries but checkpoint size {latest.tree_size} "
+                    "was signed before: the log was truncated; run `pactledger verify`"
+                )
+            proof = prove_consistency(self.store, first=latest.tree_size, second=head.size)
+            if proof.first_root != latest.root_hash or proof.second_root != head.root_hash:
+                raise IntegrityError(
+                    f"stored nodes do not reproduce checkpoint {latest.tree_size} and the head: "
+                    "refusing to sign; run `pactledger verify`"
+                )
+            proof.verify()
+        note = sign_checkpoint(Checkpoint(head.origin, head.size, head.root_hash), signer)
+        return self.store.add_checkpoint(
+            CheckpointRecord(
+                tree_size=head.size,
+                root_hash=head.root_hash,
+                key_name=signer.name,
+                key_id=signer.verifier.key_id,
+                note=note,
+                created_at=self.clock(),
+            )
+        )
+
+    # --- reading --------------------------------------------------------------------------
+
+    def head(self) -> Head:
+        return self.store.head()
+
+    def entry(self, seq: int) -> SealedEntry:
+        return self.store.entry(seq)
+
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        records = self.store.checkpoints()
+        return records[-1] if records else None
+
+    def prove_inclusion(self, seq: int, *, size: int | None = None) -> InclusionProof:
+        tree_size = self._tree_size(size)
+        if not 0 <= seq < tree_size:
+            raise NotFoundError(f"seq {seq} is not in a tree of size {tree_size}")
+        return prove_inclusion(self.store, index=seq, size=tree_size)
+
+    def prove_consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
+        second_size = self._tree_size(second)
+        if not 0 <= first <= second_size:
+            raise ValidationError(
+                f"first size {first} must be between 0 and the second size {second_size}",
+                field="first",
+            )
+        return prove_consistency(self.store, first=first, second=second_size)
+
+    def verify(
+        self,
+        *,
+        external_notes: Sequence[tuple[str, str]] = (),
+        trusted: Sequence[NoteVerifier] = (),
+        progress: Callable[[int], None] | None = None,
+    ) -> AuditReport:
+        """Audit the whole stored log; raise TamperedLogError at the first failure."""
+        head = self.store.head()
+        verifiers = list(trusted)
+        if not verifiers and self.signer is not None:
+            verifiers = [self.signer.verifier]
+        roots = signed_roots(
+            self.store.checkpoints(), external_notes, origin=head.origin, verifiers=verifiers
+        )
+        return audit_log(
+            self.store.iter_entries(),
+            head=head,
+            roots=roots,
+            nodes_in=self.store.nodes_in,
+            progress=progress,
+        )
+
+    def _tree_size(self, size: int | None) -> int:
+        current = self.store.head().size
+        if size is None:
+            return current
+        if not 0 < size <= current:
+            raise ValidationError(
+                f"tree size {size} must be between 1 and the log size {current}", field="size"
+            )
+        return size
+
+    def _require_signer(self) -> NoteSigner:
+        if self.signer is None:
+            raise NotFoundError("no signing key is configured: run `pactledger init`")
+        return self.signer

@@ -1,0 +1,363 @@
+"""The ``pactledger`` command line (Typer + Rich): the composition root of the CLI.
+
+Every command that prints data takes ``--json``; errors go to stderr as one sentence that says
+what to do, with exit status 1 (2 for usage errors). Settings come from ``PACTLEDGER_*``
+environment variables; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ledger.app.keys import create_signing_key, load_signer
+from ledger.app.service import Ledger
+from ledger.errors import LedgerError, TamperedLogError
+from ledger.integrity.note import NoteVerifier
+from ledger.settings import Settings
+from ledger.store.engine import make_engine, migrate
+from ledger.store.sql import SqlLogStore
+
+from .ingest import read_jsonl
+
+app = typer.Typer(
+    name="pactledger",
+    help=(
+        "A verifiable ledger of AI inference governance events.\n\n"
+        "Entries are appended to a hash-chained RFC 6962 Merkle log and sealed by signed C2SP "
+        "checkpoints, so anyone holding a checkpoint can prove that nothing was changed, "
+        "removed or reordered.\n\n"
+        "Configuration: PACTLEDGER_DATABASE_URL (default sqlite:///pactledger.db), "
+        "PACTLEDGER_SIGNING_KEY (default pactledger-signing-key.pem), PACTLEDGER_ORIGIN.\n\n"
+        "Start with: pactledger init && pactledger append events.jsonl && pactledger checkpoint"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+prove_app = typer.Typer(help="Print Merkle proofs (DESIGN §2.4 JSON) for auditors and mirrors.")
+key_app = typer.Typer(help="The checkpoint signing key.")
+app.add_typer(prove_app, name="prove")
+app.add_typer(key_app, name="key")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _ledger(settings: Settings, *, need_signer: bool = False) -> Ledger:
+    store = SqlLogStore(make_engine(settings.database_url))
+    signer = None
+    if need_signer or settings.signing_key.exists():
+        signer = load_signer(settings.signing_key, store.head().origin)
+    return Ledger(store=store, signer=signer)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _run(action: Any) -> Any:
+    try:
+        return action()
+    except LedgerError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def init(as_json: JsonFlag = False) -> None:
+    """Create or upgrade the database schema and create the signing key if it is missing.
+
+    Safe to run again: existing entries and keys are kept.
+    """
+    settings = _settings()
+
+    def action() -> dict[str, Any]:
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+        head = SqlLogStore(engine).initialize(settings.origin)
+        created = create_signing_key(settings.signing_key)
+        signer = load_signer(settings.signing_key, head.origin)
+        return {
+            "database": engine.url.render_as_string(hide_password=True),
+            "origin": head.origin,
+            "size": head.size,
+            "signing_key": str(settings.signing_key),
+            "key_created": created,
+            "vkey": signer.verifier.vkey,
+        }
+
+    result = _run(action)
+    if as_json:
+        _print_json(result)
+        return
+    out.print(f"[green]✓[/] ledger [bold]{result['origin']}[/] ready in {result['database']}")
+    out.print(f"  entries: {result['size']}")
+    made = "created" if result["key_created"] else "kept"
+    out.print(f"  signing key {made}: {result['signing_key']}")
+    out.print(f"  verifier key: {result['vkey']}")
+
+
+@app.command()
+def append(
+    file: Annotated[
+        Path, typer.Argument(help="JSON Lines file, one entry per line ('-' for stdin).")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Append every entry of a JSON Lines file, all or nothing.
+
+    Each line is an object with "type", "stream" (kind:id), "tenant" and "payload" (an object),
+    and optionally "occurred_at" (RFC 3339 with offset), "schema_version", "idempotency_key" and
+    "expected_version". A bad line is reported with its line number and nothing is appended.
+    Retrying a file whose lines carry idempotency keys appends nothing twice.
+    """
+    settings = _settings()
+    ledger = _run(lambda: _ledger(settings))
+    inputs, lines = _run(lambda: read_jsonl(file, progress=not as_json))
+    if not inputs:
+        _fail(f"{file} holds no entries")
+    try:
+        receipts = ledger.append(inputs)
+    except LedgerError as exc:
+        index = getattr(exc, "index", None)
+        where = f"line {lines[index]}: " if index is not None else ""
+        _fail(f"{where}{exc}; nothing was appended")
+    fresh = [r for r in receipts if not r.duplicate]
+    summary = {
+        "appended": len(fresh),
+        "duplicates": len(receipts) - len(fresh),
+        "first_seq": fresh[0].seq if fresh else None,
+        "last_seq": fresh[-1].seq if fresh else None,
+        "tree_size": receipts[-1].tree_size,
+    }
+    if as_json:
+        _print_json(summary)
+        return
+    if fresh:
+        out.print(
+            f"[green]✓[/] appended {len(fresh)} entries (seq {fresh[0].seq}–{fresh[-1].seq}); "
+            f"tree size {summary['tree_size']}"
+        )
+    if summary["duplicates"]:
+        out.print(f"  {summary['duplicates']} lines were already in the log (idempotent retry)")
+
+
+@app.command()
+def head(as_json: JsonFlag = False) -> None:
+    """Show the log's size, Merkle root, chain head and latest checkpoint."""
+    settings = _settings()
+    ledger = _run(lambda: _ledger(settings))
+    current = _run(ledger.head)
+    latest = _run(ledger.latest_checkpoint)
+    data = {
+        "origin": current.origin,
+        "size": current.size,
+        "root_hash": current.root_hash.hex(),
+        "chain_head": current.chain_head.hex(),
+        "latest_checkpoint": None
+        if latest is None
+        else {
+            "tree_size": latest.tree_size,
+            "root_hash": latest.root_hash.hex(),
+            "created_at": latest.created_at.isoformat(),
+            "behind_by": current.size - latest.tree_size,
+        },
+    }
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("origin", current.origin)
+    table.add_row("size", f"{current.size:,} entries")
+    table.add_row("merkle root", current.root_hash.hex())
+    table.add_row("chain head", current.chain_head.hex())
+    if latest is None:
+        table.add_row("checkpoint", "[yellow]none yet[/] — run `pactledger checkpoint`")
+    else:
+        behind = current.size - latest.tree_size
+        lag = "up to date" if behind == 0 else f"[yellow]{behind:,} entries behind[/]"
+        table.add_row(
+            "checkpoint", f"size {latest.tree_size:,} at {latest.created_at:%F %T}Z, {lag}"
+        )
+    out.print(table)
+
+
+@app.command()
+def checkpoint() -> None:
+    """Sign a checkpoint of the current tree and store it; print the note text exactly.
+
+    The note is a C2SP signed tlog-checkpoint: publish it, or hand it to an auditor, so the log
+    can later be verified against it with `pactledger verify --against NOTE`.
+    """
+    settings = _settings()
+    ledger = _run(lambda: _ledger(settings, need_signer=True))
+    record = _run(ledger.checkpoint)
+    sys.stdout.write(record.note)
+
+
+@key_app.command("show")
+def key_show(as_json: JsonFlag = False) -> None:
+    """Print the verifier key (C2SP vkey: name+keyid+base64 key) that checks checkpoints."""
+    settings = _settings()
+    ledger = _run(lambda: _ledger(settings, need_signer=True))
+    assert ledger.signer is not None
+    verifier = ledger.signer.verifier
+    if as_json:
+        _print_json({"vkey": verifier.vkey, "name": verifier.name, "key_id": verifier.key_id.hex()})
+        return
+    sys.stdout.write(verifier.vkey + "\n")
+
+
+@app.command()
+def show(
+    seq: Annotated[int, typer.Argument(help="Sequence number of the entry (0-based).")],
+    canonical: Annotated[
+        bool,
+        typer.Option(
+            "--canonical", help="Print exactly the stored bytes that were hashed, nothing else."
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show one entry with its hashes, or its exact canonical bytes."""
+    settings = _settings()
+    ledger = _run(lambda: _ledger(settings))
+    entry = _run(lambda: ledger.entry(seq))
+    if canonical:
+        sys.stdout.buffer.write(entry.entry_bytes)
+        sys.stdout.flush()
+        return
+    data = {
+        "entry": json.loads(entry.entry_bytes),
+        "leaf_hash": entry.leaf_hash.hex(),
+        "prev_hash": entry.prev_hash.hex(),
+        "chain_hash": entry.chain_hash.hex(),
+    }
+    if as_json:
+        _print_json(data)
+        return
+    out.print_json(data=data)
+
+
+@prove_app.command("inclusion")
+def prove_inclusion(
+    seq: Annotated[int, typer.Argument(help="The entry to prove.")],
+    size: Annotated[
+        int | None, typer.Option(help="Tree size to prove against (default: the current size).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Prove that entry SEQ is in the tree of SIZE leaves (RFC 9162 audit path)."""
+    settings = _settings()
+    ledger = _run(lambda: _ledger(settings))
+    proof = _run(lambda: ledger.prove_inclusion(seq, size=size))
+    if as_json:
+        _print_json(proof.to_json())
+        return
+    out.print_json(data=proof.to_json())
+
+
+@prove_app.command("consistency")
+def prove_consistency(
+    first: Annotated[int, typer.Argument(help="The older tree size M.")],
+    second: Annotated[int, typer.Argument(help="The newer tree size N (M <= N).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Prove that the tree of size N extends the tree of size M (RFC 9162 consistency proof)."""
+    settings = _settings()
+    ledger = _run(lambda: _ledger(settings))
+    proof = _run(lambda: ledger.prove_consistency(first, second))
+    if as_json:
+        _print_json(proof.to_json())
+        return
+    out.print_json(data=proof.to_json())
+
+
+@app.command()
+def verify(
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--against",
+            help="A signed checkpoint note kept outside the database (repeatable).",
+        ),
+    ] = None,
+    trusted_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-key", help="Verifier key (vkey) to trust instead of the local signing key."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recompute the whole log from its bytes and check every hash, link, node and checkpoint.
+
+    Streams with constant memory. Exit 0 when the log is intact; exit 1 naming the first bad seq
+    and what is wrong: changed, missing, reordered, truncated (below a signed checkpoint),
+    bad-checkpoint (signature), inconsistent-checkpoint, bad-node or bad-head. Use --against
+    with checkpoints you kept yourself: whoever can delete rows can delete stored checkpoints.
+    """
+    settings = _settings()
+    ledger = _run(lambda: _ledger(settings))
+    trusted = _run(lambda: [NoteVerifier.from_vkey(k) for k in trusted_key or []])
+    notes = []
+    for path in against or []:
+        try:
+            notes.append((f"checkpoint {path}", path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read checkpoint note {path}: {exc}")
+    size = _run(lambda: ledger.head().size)
+    try:
+        if as_json:
+            report = ledger.verify(external_notes=notes, trusted=trusted)
+        else:
+            from rich.progress import Progress
+
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task("verifying", total=size)
+                report = ledger.verify(
+                    external_notes=notes,
+                    trusted=trusted,
+                    progress=lambda done: (
+                        bar.update(task, completed=done)
+                        if done % 1000 == 0 or done == size
+                        else None
+                    ),
+                )
+    except TamperedLogError as exc:
+        if as_json:
+            _print_json({"ok": False, "seq": exc.seq, "kind": exc.kind, "error": str(exc)})
+            raise typer.Exit(1) from None
+        where = f" at seq {exc.seq}" if exc.seq is not None else ""
+        _fail(f"log verification FAILED ({exc.kind}{where}): {exc}")
+    except LedgerError as exc:
+        _fail(str(exc))
+    if as_json:
+        _print_json(report.to_json())
+        return
+    out.print(
+        f"[green]✓[/] log intact: {report.size:,} entries, root {report.root_hash.hex()}, "
+        f"{report.checkpoints_checked} checkpoint(s) and {report.nodes_checked:,} Merkle nodes "
+        "checked"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

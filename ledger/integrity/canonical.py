@@ -1,0 +1,133 @@
+"""RFC 8785 (JSON Canonicalization Scheme) bytes of entry objects.
+
+Guarantees: :func:`canonical_bytes` returns exactly the JCS serialization of its argument, the
+only byte form pactledger ever hashes or signs. The allowed value domain is JSON: ``None``,
+``bool``, ``int`` within ±(2**53 - 1) (the range JCS numbers represent exactly), ``float``
+(finite), ``str`` (valid Unicode, no lone surrogates), ``list`` and ``dict`` with ``str`` keys.
+Anything else raises :class:`~ledger.errors.ValidationError` naming the JSON path.
+
+Speed: the reference implementation (``rfc8785``) costs ~60 µs for a typical entry; orjson with
+sorted keys costs ~1 µs and yields identical bytes whenever the value holds no float (JCS number
+formatting differs from orjson's) and no object key outside the Basic Multilingual Plane (JCS
+sorts keys by UTF-16 code units, orjson by code points; the two orders agree inside the BMP).
+The walk below checks the domain and picks the fast path only then; a Hypothesis property test
+(tests/property/test_canonical_properties.py) proves byte equality on that domain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import rfc8785
+
+from ledger.errors import ValidationError
+
+MAX_SAFE_INTEGER = 2**53 - 1
+_MAX_DEPTH = 64
+
+
+class _OutOfDomainError(Exception):
+    """Raised by the fast walk; the slow walk then finds the path and the reason."""
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """Return the RFC 8785 canonical UTF-8 bytes of ``value``; raise ValidationError if it is
+    outside the JSON domain described in the module docstring."""
+    try:
+        fast = _fast_path_ok(value, 0)
+    except _OutOfDomainError:
+        _explain(value, "$", 0)
+        raise AssertionError("the slow walk accepted what the fast walk refused") from None
+    if fast:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return rfc8785.dumps(value)
+
+
+def _fast_path_ok(value: Any, depth: int) -> bool:
+    """Check the domain without building paths; True when orjson is byte-exact for ``value``."""
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            _text_ok(value)
+        return True
+    if kind is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return True
+        raise _OutOfDomainError
+    if kind is dict:
+        if depth >= _MAX_DEPTH:
+            raise _OutOfDomainError
+        fast = True
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _OutOfDomainError
+            if not key.isascii():
+                _text_ok(key)
+                if max(map(ord, key)) > 0xFFFF:
+                    fast = False
+            if not _fast_path_ok(item, depth + 1):
+                fast = False
+        return fast
+    if kind is list:
+        if depth >= _MAX_DEPTH:
+            raise _OutOfDomainError
+        fast = True
+        for item in value:
+            if not _fast_path_ok(item, depth + 1):
+                fast = False
+        return fast
+    if value is None or kind is bool:
+        return True
+    if kind is float:
+        if value != value or value in (_INF, -_INF):
+            raise _OutOfDomainError
+        return False
+    raise _OutOfDomainError
+
+
+_INF = float("inf")
+
+
+def _text_ok(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _OutOfDomainError from None
+
+
+def _explain(value: Any, path: str, depth: int) -> None:
+    """Walk again with paths and raise the ValidationError for the first value out of domain."""
+    kind = type(value)
+    if kind in (dict, list) and depth >= _MAX_DEPTH:
+        raise ValidationError(f"nesting deeper than {_MAX_DEPTH} levels", field=path)
+    if kind is str:
+        _explain_text(value, path)
+    elif kind is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise ValidationError(
+            f"integer {value} is outside ±(2**53 - 1), which JSON numbers cannot hold exactly; "
+            "send it as a string",
+            field=path,
+        )
+    elif kind is float and (value != value or value in (_INF, -_INF)):
+        raise ValidationError("NaN and infinity are not JSON numbers", field=path)
+    elif kind is list:
+        for index, item in enumerate(value):
+            _explain(item, f"{path}[{index}]", depth + 1)
+    elif kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise ValidationError(f"object key {key!r} is not a string", field=path)
+            _explain_text(key, path)
+            _explain(item, f"{path}.{key}", depth + 1)
+    elif not (value is None or kind in (bool, int, float)):
+        raise ValidationError(f"{kind.__name__} is not a JSON value", field=path)
+
+
+def _explain_text(text: str, path: str) -> None:
+    try:
+        _text_ok(text)
+    except _OutOfDomainError:
+        raise ValidationError(
+            "string holds a lone surrogate (not valid Unicode)", field=path
+        ) from None

@@ -1,0 +1,139 @@
+"""Entries: what a client submits (:class:`EntryInput`) and what the log seals.
+
+Guarantees:
+
+* An :class:`EntryInput` is strictly validated: unknown fields, naive datetimes, malformed
+  identifiers and non-object payloads are refused with the field named.
+* The sealed entry's ``entry_bytes`` are the RFC 8785 canonical JSON of
+  ``{seq, event_id, stream, stream_version, type, schema_version, tenant, occurred_at,
+  recorded_at, payload}`` plus ``idempotency_key`` when one was given. Times are UTC in the
+  fixed form ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. These bytes are stored as they are and are the only
+  input to the leaf hash; the other stored columns are copies for indexing that ``verify``
+  checks against them.
+* Canonical entries are at most :data:`MAX_ENTRY_BYTES`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ledger.integrity.canonical import canonical_bytes
+
+MAX_ENTRY_BYTES = 64 * 1024
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+TypeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")]
+StreamName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}:[\x21-\x7e]{1,200}$")]
+TenantName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+IdempotencyKey = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,200}$")]
+
+
+class EntryInput(BaseModel):
+    """One entry as a client submits it (a JSONL line, an API body)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    type: TypeName
+    stream: StreamName
+    tenant: TenantName
+    payload: dict[str, Any]
+    schema_version: Annotated[int, Field(ge=1, le=1000, strict=True)] = 1
+    occurred_at: AwareDatetime | None = None
+    idempotency_key: IdempotencyKey | None = None
+    expected_version: Annotated[int, Field(ge=0, strict=True)] | None = None
+
+    def request_digest(self) -> bytes:
+        """SHA-256 of what the client said, so a retry can be told from a different request."""
+        said = {
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "stream": self.stream,
+            "tenant": self.tenant,
+            "payload": self.payload,
+            "occurred_at": format_time(self.occurred_at) if self.occurred_at else None,
+        }
+        return hashlib.sha256(canonical_bytes(said)).digest()
+
+
+def format_time(moment: datetime) -> str:
+    """UTC, microseconds, ``Z``: one fixed text form for every timestamp that is hashed."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not allowed; use timezone-aware UTC")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedEntry:
+    """An entry as the log holds it, with its hashes."""
+
+    seq: int
+    event_id: str
+    stream: str
+    stream_version: int
+    type: str
+    schema_version: int
+    tenant: str
+    occurred_at: datetime
+    recorded_at: datetime
+    idempotency_key: str | None
+    request_digest: bytes | None
+    entry_bytes: bytes
+    leaf_hash: bytes
+    prev_hash: bytes
+    chain_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What an append returns for each input: where it is in the log and how to prove it."""
+
+    seq: int
+    event_id: str
+    stream: str
+    stream_version: int
+    leaf_hash: bytes
+    chain_hash: bytes
+    tree_size: int
+    duplicate: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "stream": self.stream,
+            "stream_version": self.stream_version,
+            "leaf_hash": self.leaf_hash.hex(),
+            "chain_hash": self.chain_hash.hex(),
+            "tree_size": self.tree_size,
+            "duplicate": self.duplicate,
+        }
+
+
+def entry_object(
+    inp: EntryInput, *, seq: int, event_id: str, stream_version: int, recorded_at: str
+) -> dict[str, Any]:
+    """The JSON object whose canonical bytes are the entry (``recorded_at`` already formatted)."""
+    obj: dict[str, Any] = {
+        "seq": seq,
+        "event_id": event_id,
+        "stream": inp.stream,
+        "stream_version": stream_version,
+        "type": inp.type,
+        "schema_version": inp.schema_version,
+        "tenant": inp.tenant,
+        "occurred_at": format_time(inp.occurred_at) if inp.occurred_at else recorded_at,
+        "recorded_at": recorded_at,
+        "payload": inp.payload,
+    }
+    if inp.idempotency_key is not None:
+        obj["idempotency_key"] = inp.idempotency_key
+    return obj

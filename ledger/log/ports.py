@@ -1,0 +1,77 @@
+"""The storage port of the log. The in-memory and SQL stores implement it and pass one contract
+suite (tests/contract); everything above the store (use cases, CLI, API) depends only on this.
+
+Store guarantees: :meth:`LogStore.append` is atomic (the whole batch or nothing) and serialised
+by a lock the storage holds, so commit order equals ``seq`` order; the entries, node and
+checkpoint tables are append-only; reads never block the writer for long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ledger.errors import NotFoundError
+from ledger.integrity.chain import GENESIS_CHAIN_HASH
+from ledger.integrity.merkle import EMPTY_ROOT, Node
+from ledger.log.entry import EntryInput, Receipt, SealedEntry
+from ledger.log.sequencer import Head
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A signed checkpoint as the ledger keeps it."""
+
+    tree_size: int
+    root_hash: bytes
+    key_name: str
+    key_id: bytes
+    note: str
+    created_at: datetime
+
+
+class LogStore(Protocol):
+    def head(self) -> Head:
+        """The log's end; raises ConfigurationError if the ledger was never initialised."""
+        ...
+
+    def append(self, inputs: Sequence[EntryInput]) -> list[Receipt]:
+        """Append a batch atomically; one receipt per input, in order."""
+        ...
+
+    def entry(self, seq: int) -> SealedEntry:
+        """One entry; NotFoundError if ``seq`` is not in the log."""
+        ...
+
+    def iter_entries(self, *, start: int = 0, batch_size: int = 5000) -> Iterator[SealedEntry]:
+        """Every stored entry from ``start`` in ``seq`` order, read in batches (bounded memory)."""
+        ...
+
+    def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
+        """Stored complete-subtree hashes; level 0 is the leaf hash of entry ``index``."""
+        ...
+
+    def nodes_in(self, level: int, first: int, last: int) -> Mapping[int, bytes]:
+        """Stored hashes of level ``level`` (>= 1) with index in ``[first, last]``."""
+        ...
+
+    def add_checkpoint(self, record: CheckpointRecord) -> CheckpointRecord:
+        """Store a checkpoint; if one by the same key at the same size exists, return that."""
+        ...
+
+    def checkpoints(self) -> list[CheckpointRecord]:
+        """All stored checkpoints, by tree size."""
+        ...
+
+
+def initial_head(origin: str) -> Head:
+    return Head(
+        origin=origin, size=0, chain_head=GENESIS_CHAIN_HASH, frontier=b"", root_hash=EMPTY_ROOT
+    )
+
+
+def check_seq(seq: int, size: int) -> None:
+    if not 0 <= seq < size:
+        raise NotFoundError(f"no entry at seq {seq}: the log holds seq 0 to {size - 1}")

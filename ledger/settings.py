@@ -1,0 +1,29 @@
+"""pactledger settings, read from ``PACTLEDGER_*`` environment variables (pydantic-settings).
+
+Nothing reads settings at import time: each entry point (CLI, API, workers) builds one
+:class:`Settings` and passes it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PACTLEDGER_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///pactledger.db",
+        description="SQLAlchemy URL: sqlite:///file.db or postgresql://user@host/db",
+    )
+    signing_key: Path = Field(
+        default=Path("pactledger-signing-key.pem"),
+        description="Ed25519 private key (PKCS#8 PEM) that signs checkpoints",
+    )
+    origin: str = Field(
+        default="pactledger.local/ledger",
+        description="The log's origin line in checkpoints, e.g. ledger.contoso.example/eu-1",
+    )

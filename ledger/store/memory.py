@@ -1,0 +1,92 @@
+"""An in-memory :class:`~ledger.log.ports.LogStore`: the reference the SQL store is tested
+against, and a fake for the pure core's tests. Not durable; a lock serialises appends."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+
+from uuid6 import uuid7
+
+from ledger.integrity.merkle import Node
+from ledger.log.entry import EntryInput, Receipt, SealedEntry
+from ledger.log.ports import CheckpointRecord, check_seq, initial_head
+from ledger.log.sequencer import Head, KeyedEntry, plan_append
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MemoryLogStore:
+    def __init__(self, origin: str, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._head = initial_head(origin)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.entries: list[SealedEntry] = []
+        self.nodes: dict[Node, bytes] = {}
+        self._checkpoints: list[CheckpointRecord] = []
+        self._keyed: dict[tuple[str, str], KeyedEntry] = {}
+        self._versions: dict[str, int] = {}
+
+    def head(self) -> Head:
+        return self._head
+
+    def append(self, inputs: Sequence[EntryInput]) -> list[Receipt]:
+        with self._lock:
+            plan = plan_append(
+                self._head,
+                inputs,
+                stream_versions=self._versions,
+                keyed=self._keyed,
+                recorded_at=self._clock(),
+                new_event_id=lambda: str(uuid7()),
+            )
+            for entry in plan.entries:
+                self.entries.append(entry)
+                self.nodes[(0, entry.seq)] = entry.leaf_hash
+                self._versions[entry.stream] = entry.stream_version
+                if entry.idempotency_key is not None and entry.request_digest is not None:
+                    self._keyed[(entry.tenant, entry.idempotency_key)] = KeyedEntry(
+                        seq=entry.seq,
+                        event_id=entry.event_id,
+                        stream=entry.stream,
+                        stream_version=entry.stream_version,
+                        leaf_hash=entry.leaf_hash,
+                        chain_hash=entry.chain_hash,
+                        request_digest=entry.request_digest,
+                    )
+            for level, index, digest in plan.nodes:
+                self.nodes[(level, index)] = digest
+            assert plan.head is not None
+            self._head = plan.head
+            return plan.receipts
+
+    def entry(self, seq: int) -> SealedEntry:
+        check_seq(seq, len(self.entries))
+        return self.entries[seq]
+
+    def iter_entries(self, *, start: int = 0, batch_size: int = 5000) -> Iterator[SealedEntry]:
+        yield from self.entries[start:]
+
+    def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
+        return {node: self.nodes[node] for node in nodes if node in self.nodes}
+
+    def nodes_in(self, level: int, first: int, last: int) -> Mapping[int, bytes]:
+        return {
+            index: self.nodes[(level, index)]
+            for index in range(first, last + 1)
+            if (level, index) in self.nodes
+        }
+
+    def add_checkpoint(self, record: CheckpointRecord) -> CheckpointRecord:
+        for existing in self._checkpoints:
+            if (existing.key_id, existing.tree_size) == (record.key_id, record.tree_size):
+                return existing
+        self._checkpoints.append(record)
+        self._checkpoints.sort(key=lambda r: (r.tree_size, r.created_at))
+        return record
+
+    def checkpoints(self) -> list[CheckpointRecord]:
+        return list(self._checkpoints)

@@ -1,0 +1,406 @@
+"""The SQL :class:`~ledger.log.ports.LogStore` on SQLite and PostgreSQL (SQLAlchemy 2 Core).
+
+An append is one transaction: take the single-writer lock (PostgreSQL: the ``ledger_head`` row
+lock, ``SELECT … FOR UPDATE``; SQLite: ``BEGIN IMMEDIATE``), read the head, the batch's stream
+versions and idempotency keys, seal the batch with :func:`~ledger.log.sequencer.plan_append`,
+bulk-write entries and Merkle nodes (PostgreSQL: ``COPY``), move the head, commit. Because
+``seq`` is assigned under the lock, commit order equals ``seq`` order. Any error rolls the
+whole batch back. Database errors become :class:`~ledger.errors.LedgerError` subclasses here, so
+callers never see SQLAlchemy exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, tuple_, update
+from sqlalchemy import exc as sa_exc
+from uuid6 import uuid7
+
+from ledger.errors import (
+    ConfigurationError,
+    LedgerError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+from ledger.integrity.merkle import Node
+from ledger.log.entry import EntryInput, Receipt, SealedEntry
+from ledger.log.ports import CheckpointRecord, check_seq, initial_head
+from ledger.log.sequencer import Head, KeyedEntry, plan_append
+from ledger.store.engine import WRITE_OPTION
+from ledger.store.tables import checkpoints, entries, ledger_head, merkle_nodes
+
+_IN_CHUNK = 900  # bound on bound parameters per IN list (SQLite's default limit is 32766)
+
+_ENTRY_COLUMNS = [
+    "seq",
+    "event_id",
+    "stream",
+    "stream_version",
+    "type",
+    "schema_version",
+    "tenant",
+    "occurred_at",
+    "recorded_at",
+    "idempotency_key",
+    "request_digest",
+    "entry_bytes",
+    "leaf_hash",
+    "prev_hash",
+    "chain_hash",
+]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlLogStore:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # --- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with _translated_errors(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with (
+            _translated_errors(),
+            self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    # --- head -----------------------------------------------------------------------------
+
+    def initialize(self, origin: str) -> Head:
+        """Create the head row of an empty ledger; an existing ledger must have ``origin``."""
+        with self._writing() as conn:
+            row = conn.execute(select(ledger_head).where(ledger_head.c.id == 1)).first()
+            if row is not None:
+                if row.origin != origin:
+                    raise ConfigurationError(
+                        f"this database holds the ledger '{row.origin}', not '{origin}'; "
+                        "set PACTLEDGER_ORIGIN to match it or use another database"
+                    )
+                return _head_of(row)
+            head = initial_head(origin)
+            conn.execute(insert(ledger_head).values(id=1, **_head_values(head, self._clock())))
+            return head
+
+    def head(self) -> Head:
+        with self._reading() as conn:
+            return self._read_head(conn, lock=False)
+
+    def _read_head(self, conn: Connection, *, lock: bool) -> Head:
+        query = select(ledger_head).where(ledger_head.c.id == 1)
+        if lock:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise ConfigurationError("the ledger is not initialised: run `pactledger init`")
+        return _head_of(row)
+
+    # --- append ---------------------------------------------------------------------------
+
+    def append(self, inputs: Sequence[EntryInput]) -> list[Receipt]:
+        if not inputs:
+            return []
+        with self._writing() as conn:
+            head = self._read_head(conn, lock=True)
+            plan = plan_append(
+                head,
+                inputs,
+                stream_versions=self._stream_versions(conn, {i.stream for i in inputs}),
+                keyed=self._keyed(conn, inputs),
+                recorded_at=self._clock(),
+                new_event_id=lambda: str(uuid7()),
+            )
+            assert plan.head is not None
+            if plan.entries:
+                if self._postgres:
+                    self._copy_rows(conn, plan.entries, plan.nodes)
+                else:
+                    self._insert_rows(conn, plan.entries, plan.nodes)
+                conn.execute(
+                    update(ledger_head)
+                    .where(ledger_head.c.id == 1)
+                    .values(**_head_values(plan.head, self._clock()))
+                )
+            return plan.receipts
+
+    def _copy_rows(
+        self,
+        conn: Connection,
+        sealed: list[SealedEntry],
+        nodes: list[tuple[int, int, bytes]],
+    ) -> None:
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cursor:
+            with cursor.copy(f"COPY entries ({', '.join(_ENTRY_COLUMNS)}) FROM STDIN") as copy:
+                for e in sealed:
+                    copy.write_row(
+                        (
+                            e.seq,
+                            e.event_id,
+                            e.stream,
+                            e.stream_version,
+                            e.type,
+                            e.schema_version,
+                            e.tenant,
+                            e.occurred_at,
+                            e.recorded_at,
+                            e.idempotency_key,
+                            e.request_digest,
+                            e.entry_bytes,
+                            e.leaf_hash,
+                            e.prev_hash,
+                            e.chain_hash,
+                        )
+                    )
+            if nodes:
+                with cursor.copy("COPY merkle_nodes (level, idx, hash) FROM STDIN") as copy:
+                    for node in nodes:
+                        copy.write_row(node)
+
+    def _insert_rows(
+        self,
+        conn: Connection,
+        sealed: list[SealedEntry],
+        nodes: list[tuple[int, int, bytes]],
+    ) -> None:
+        """SQLite bulk insert through the driver: SQLAlchemy's per-row bind processing would cost
+        more than the insert itself. Times use the text form SQLAlchemy reads back."""
+        text_of: dict[datetime, str] = {}
+
+        def sqlite_time(moment: datetime) -> str:
+            if moment not in text_of:
+                text_of[moment] = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            return text_of[moment]
+
+        conn.exec_driver_sql(
+            f"INSERT INTO entries ({', '.join(_ENTRY_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_ENTRY_COLUMNS))})",
+            [
+                (
+                    e.seq,
+                    e.event_id,
+                    e.stream,
+                    e.stream_version,
+                    e.type,
+                    e.schema_version,
+                    e.tenant,
+                    sqlite_time(e.occurred_at),
+                    sqlite_time(e.recorded_at),
+                    e.idempotency_key,
+                    e.request_digest,
+                    e.entry_bytes,
+                    e.leaf_hash,
+                    e.prev_hash,
+                    e.chain_hash,
+                )
+                for e in sealed
+            ],
+        )
+        if nodes:
+            conn.exec_driver_sql(
+                "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
+            )
+
+    def _stream_versions(self, conn: Connection, streams: set[str]) -> dict[str, int]:
+        versions: dict[str, int] = {}
+        for chunk in _chunks(sorted(streams)):
+            query = (
+                select(entries.c.stream, func.max(entries.c.stream_version))
+                .where(entries.c.stream.in_(chunk))
+                .group_by(entries.c.stream)
+            )
+            versions.update({row[0]: row[1] for row in conn.execute(query)})
+        return versions
+
+    def _keyed(
+        self, conn: Connection, inputs: Sequence[EntryInput]
+    ) -> dict[tuple[str, str], KeyedEntry]:
+        keys = sorted({i.idempotency_key for i in inputs if i.idempotency_key is not None})
+        found: dict[tuple[str, str], KeyedEntry] = {}
+        for chunk in _chunks(keys):
+            query = select(
+                entries.c.tenant,
+                entries.c.idempotency_key,
+                entries.c.seq,
+                entries.c.event_id,
+                entries.c.stream,
+                entries.c.stream_version,
+                entries.c.leaf_hash,
+                entries.c.chain_hash,
+                entries.c.request_digest,
+            ).where(entries.c.idempotency_key.in_(chunk))
+            for row in conn.execute(query):
+                found[(row.tenant, row.idempotency_key)] = KeyedEntry(
+                    seq=row.seq,
+                    event_id=row.event_id,
+                    stream=row.stream,
+                    stream_version=row.stream_version,
+                    leaf_hash=row.leaf_hash,
+                    chain_hash=row.chain_hash,
+                    request_digest=row.request_digest,
+                )
+        return found
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def entry(self, seq: int) -> SealedEntry:
+        with self._reading() as conn:
+            row = conn.execute(select(entries).where(entries.c.seq == seq)).first()
+            if row is None:
+                size = self._read_head(conn, lock=False).size
+                check_seq(seq, size)
+                raise NotFoundError(
+                    f"entry {seq} is missing although the log holds {size} entries; "
+                    "run `pactledger verify`"
+                )
+            return _entry_of(row)
+
+    def iter_entries(self, *, start: int = 0, batch_size: int = 5000) -> Iterator[SealedEntry]:
+        position = start
+        while True:
+            with self._reading() as conn:
+                rows = conn.execute(
+                    select(entries)
+                    .where(entries.c.seq >= position)
+                    .order_by(entries.c.seq)
+                    .limit(batch_size)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _entry_of(row)
+            position = rows[-1].seq + 1
+
+    def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
+        leaves = sorted(index for level, index in nodes if level == 0)
+        inner = sorted((level, index) for level, index in nodes if level > 0)
+        found: dict[Node, bytes] = {}
+        with self._reading() as conn:
+            for chunk in _chunks(leaves):
+                query = select(entries.c.seq, entries.c.leaf_hash).where(entries.c.seq.in_(chunk))
+                found.update({(0, seq): leaf for seq, leaf in conn.execute(query)})
+            for chunk in _chunks(inner):
+                query = select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
+                    tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(chunk)
+                )
+                found.update({(lv, ix): h for lv, ix, h in conn.execute(query)})
+        return found
+
+    def nodes_in(self, level: int, first: int, last: int) -> Mapping[int, bytes]:
+        with self._reading() as conn:
+            query = select(merkle_nodes.c.idx, merkle_nodes.c.hash).where(
+                merkle_nodes.c.level == level,
+                merkle_nodes.c.idx >= first,
+                merkle_nodes.c.idx <= last,
+            )
+            return {row[0]: row[1] for row in conn.execute(query)}
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def add_checkpoint(self, record: CheckpointRecord) -> CheckpointRecord:
+        same = (checkpoints.c.key_id == record.key_id) & (
+            checkpoints.c.tree_size == record.tree_size
+        )
+        with self._writing() as conn:
+            row = conn.execute(select(checkpoints).where(same)).first()
+            if row is not None:
+                return _checkpoint_of(row)
+            conn.execute(
+                insert(checkpoints).values(
+                    tree_size=record.tree_size,
+                    root_hash=record.root_hash,
+                    key_name=record.key_name,
+                    key_id=record.key_id,
+                    note=record.note,
+                    created_at=record.created_at,
+                )
+            )
+            return record
+
+    def checkpoints(self) -> list[CheckpointRecord]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                select(checkpoints).order_by(checkpoints.c.tree_size, checkpoints.c.id)
+            )
+            return [_checkpoint_of(row) for row in rows]
+
+
+# --- row mapping --------------------------------------------------------------------------
+
+
+def _head_of(row: Any) -> Head:
+    return Head(
+        origin=row.origin,
+        size=row.size,
+        chain_head=row.chain_head,
+        frontier=row.frontier,
+        root_hash=row.root_hash,
+    )
+
+
+def _head_values(head: Head, now: datetime) -> dict[str, Any]:
+    return {
+        "origin": head.origin,
+        "size": head.size,
+        "chain_head": head.chain_head,
+        "frontier": head.frontier,
+        "root_hash": head.root_hash,
+        "updated_at": now,
+    }
+
+
+def _entry_of(row: Any) -> SealedEntry:
+    return SealedEntry(**{name: getattr(row, name) for name in _ENTRY_COLUMNS})
+
+
+def _checkpoint_of(row: Any) -> CheckpointRecord:
+    return CheckpointRecord(
+        tree_size=row.tree_size,
+        root_hash=row.root_hash,
+        key_name=row.key_name,
+        key_id=row.key_id,
+        note=row.note,
+        created_at=row.created_at,
+    )
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Turn driver errors into LedgerErrors that say what to do."""
+    try:
+        yield
+    except LedgerError:
+        raise
+    except sa_exc.OperationalError as exc:
+        message = str(exc.orig)
+        if "no such table" in message:
+            raise ConfigurationError(
+                "the database has no pactledger schema: run `pactledger init`"
+            ) from None
+        raise StoreUnavailableError(f"the database refused the operation: {message}") from exc
+    except sa_exc.ProgrammingError as exc:
+        if "does not exist" in str(exc.orig):
+            raise ConfigurationError(
+                "the database has no pactledger schema: run `pactledger init`"
+            ) from None
+        raise
