@@ -359,5 +359,24 @@ def verify(
     )
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+@app.command()
+def demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the demo ledger (replaced if present).")
+    ] = Path("demo-out"),
+    requests: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Entries to append.")
+    ] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the deterministic scenario.")] = 7,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the log end to end on SQLite: append, checkpoint, prove, verify, catch tampering.
+
+    Needs no server and no configuration; everything is written under --out.
+    """
+    from .demo import run_demo
+
+    console = Console(stderr=True) if as_json else out
+    figures = _run(lambda: run_demo(out_dir=out_dir, requests=requests, seed=seed, console=console))
+    if as_json:
+        _print_json(figures)

@@ -298,7 +298,7 @@ class SqlLogStore:
                 query = select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
                     tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(chunk)
                 )
-                found.update({(lv, ix): h for lv, ix, h in conn.execute(query)})
+                found.update({(row[0], row[1]): row[2] for row in conn.execute(query)})
         return found
 
     def nodes_in(self, level: int, first: int, last: int) -> Mapping[int, bytes]:

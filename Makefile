@@ -1,0 +1,36 @@
+# pactledger — `make demo` runs the ledger end to end on SQLite; `make test` runs every check.
+# Each target creates its own virtualenv (.venv) and installs the project into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## append, checkpoint, prove, verify and catch tampering on SQLite
+	$(BIN)/pactledger demo
+
+lint: $(STAMP)  ## ruff, mypy --strict and the import-linter layer contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint  ## lint, then the whole test suite (PostgreSQL tests skip unless CI=true)
+	$(BIN)/python -m pytest -n 2 --durations=10
+
+unit: $(STAMP)  ## the pure core only: no database needed
+	$(BIN)/python -m pytest tests/unit tests/property -q
+
+bench: $(STAMP)  ## ingest throughput: SQLite, PostgreSQL and the plain COPY floor
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache .hypothesis
