@@ -126,9 +126,9 @@ class Ledger:
         current = self.store.head().size
         if size is None:
             return current
-        if not 0 < size <= current:
+        if not 0 <= size <= current:
             raise ValidationError(
-                f"tree size {size} must be between 1 and the log size {current}", field="size"
+                f"tree size {size} must be between 0 and the log size {current}", field="size"
             )
         return size
 

@@ -14,12 +14,15 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ledger.app.keys import create_signing_key, load_signer
 from ledger.app.service import Ledger
-from ledger.errors import LedgerError, TamperedLogError
+from ledger.errors import ConfigurationError, LedgerError, TamperedLogError
 from ledger.integrity.note import NoteVerifier
+from ledger.log.audit import AuditReport
 from ledger.settings import Settings
 from ledger.store.engine import make_engine, migrate
 from ledger.store.sql import SqlLogStore
@@ -65,7 +68,7 @@ def _ledger(settings: Settings, *, need_signer: bool = False) -> Ledger:
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -314,33 +317,8 @@ def verify(
     bad-checkpoint (signature), inconsistent-checkpoint, bad-node or bad-head. Use --against
     with checkpoints you kept yourself: whoever can delete rows can delete stored checkpoints.
     """
-    settings = _settings()
-    ledger = _run(lambda: _ledger(settings))
-    trusted = _run(lambda: [NoteVerifier.from_vkey(k) for k in trusted_key or []])
-    notes = []
-    for path in against or []:
-        try:
-            notes.append((f"checkpoint {path}", path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as exc:
-            _fail(f"cannot read checkpoint note {path}: {exc}")
-    size = _run(lambda: ledger.head().size)
     try:
-        if as_json:
-            report = ledger.verify(external_notes=notes, trusted=trusted)
-        else:
-            from rich.progress import Progress
-
-            with Progress(console=err, transient=True) as bar:
-                task = bar.add_task("verifying", total=size)
-                report = ledger.verify(
-                    external_notes=notes,
-                    trusted=trusted,
-                    progress=lambda done: (
-                        bar.update(task, completed=done)
-                        if done % 1000 == 0 or done == size
-                        else None
-                    ),
-                )
+        report = _verify(_settings(), against or [], trusted_key or [], show_progress=not as_json)
     except TamperedLogError as exc:
         if as_json:
             _print_json({"ok": False, "seq": exc.seq, "kind": exc.kind, "error": str(exc)})
@@ -348,6 +326,9 @@ def verify(
         where = f" at seq {exc.seq}" if exc.seq is not None else ""
         _fail(f"log verification FAILED ({exc.kind}{where}): {exc}")
     except LedgerError as exc:
+        if as_json:
+            _print_json({"ok": False, "seq": None, "kind": "error", "error": str(exc)})
+            raise typer.Exit(1) from None
         _fail(str(exc))
     if as_json:
         _print_json(report.to_json())
@@ -357,6 +338,30 @@ def verify(
         f"{report.checkpoints_checked} checkpoint(s) and {report.nodes_checked:,} Merkle nodes "
         "checked"
     )
+
+
+def _verify(
+    settings: Settings, against: list[Path], trusted_keys: list[str], *, show_progress: bool
+) -> AuditReport:
+    ledger = _ledger(settings)
+    trusted = [NoteVerifier.from_vkey(key) for key in trusted_keys]
+    notes = []
+    for path in against:
+        try:
+            notes.append((f"checkpoint {path}", path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"cannot read checkpoint note {path}: {exc}") from None
+    size = ledger.head().size
+    columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True, disable=not show_progress) as bar:
+        task = bar.add_task("verifying", total=size)
+        return ledger.verify(
+            external_notes=notes,
+            trusted=trusted,
+            progress=lambda done: (
+                bar.update(task, completed=done) if done % 1000 == 0 or done == size else None
+            ),
+        )
 
 
 @app.command()

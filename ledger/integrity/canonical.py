@@ -2,8 +2,11 @@
 
 Guarantees: :func:`canonical_bytes` returns exactly the JCS serialization of its argument, the
 only byte form pactledger ever hashes or signs. The allowed value domain is JSON: ``None``,
-``bool``, ``int`` within ±(2**53 - 1) (the range JCS numbers represent exactly), ``float``
-(finite), ``str`` (valid Unicode, no lone surrogates), ``list`` and ``dict`` with ``str`` keys.
+``bool``, ``int`` within ±(2**53 - 1) (the range JCS numbers represent exactly), finite
+``float``, ``str`` (valid Unicode, no lone surrogates), ``list`` and ``dict`` with ``str``
+keys. Stored bytes are never re-serialized, but note that a whole-number float beyond 2**53
+prints as an integer (1e20 → ``100000000000000000000``) that a JSON reader returns as an int
+outside the domain: send such quantities as strings.
 Anything else raises :class:`~ledger.errors.ValidationError` naming the JSON path.
 
 Speed: the reference implementation (``rfc8785``) costs ~60 µs for a typical entry; orjson with

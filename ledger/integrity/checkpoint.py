@@ -36,7 +36,9 @@ class Checkpoint:
         origin, size_text, root_text, *extensions = lines[:-1]
         if not origin or origin != origin.strip():
             raise IntegrityError("checkpoint origin line is empty or padded")
-        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+        if not (size_text.isascii() and size_text.isdigit()) or (
+            size_text != "0" and size_text.startswith("0")
+        ):
             raise IntegrityError(f"checkpoint tree size {size_text!r} is not a decimal number")
         try:
             root = base64.b64decode(root_text, validate=True)

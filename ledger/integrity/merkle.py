@@ -15,6 +15,7 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -148,7 +149,9 @@ class InclusionProof:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> InclusionProof:
+    def from_json(cls, data: object) -> InclusionProof:
+        """Parse the DESIGN §2.4 JSON shape; IntegrityError names what is wrong."""
+        data = _fields(data, "inclusion proof", cls.__slots__)
         path = data["audit_path"]
         if not isinstance(path, list):
             raise IntegrityError("inclusion proof: audit_path is not a list")
@@ -188,7 +191,9 @@ class ConsistencyProof:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> ConsistencyProof:
+    def from_json(cls, data: object) -> ConsistencyProof:
+        """Parse the DESIGN §2.4 JSON shape; IntegrityError names what is wrong."""
+        data = _fields(data, "consistency proof", cls.__slots__)
         path = data["consistency_path"]
         if not isinstance(path, list):
             raise IntegrityError("consistency proof: consistency_path is not a list")
@@ -266,6 +271,7 @@ def verify_inclusion(
     """Raise IntegrityError unless ``audit_path`` proves ``leaf`` at ``leaf_index`` in ``root``."""
     if not 0 <= leaf_index < tree_size:
         raise IntegrityError(f"leaf index {leaf_index} is outside a tree of size {tree_size}")
+    _check_hashes(leaf, root, *audit_path)
     fn, sn, r = leaf_index, tree_size - 1, leaf
     for p in audit_path:
         if sn == 0:
@@ -313,6 +319,7 @@ def verify_consistency(
         return
     if not consistency_path:
         raise IntegrityError("consistency proof is empty")
+    _check_hashes(first_root, second_root, *consistency_path)
     path = list(consistency_path)
     if first_size & (first_size - 1) == 0:
         path.insert(0, first_root)
@@ -406,6 +413,15 @@ def root_from_leaves(leaves: Iterable[bytes]) -> bytes:
     return compact.root()
 
 
+def _fields(data: object, what: str, names: Iterable[str]) -> Mapping[str, object]:
+    if not isinstance(data, Mapping):
+        raise IntegrityError(f"{what} is not a JSON object")
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise IntegrityError(f"{what} lacks {', '.join(missing)}")
+    return data
+
+
 def _int(data: Mapping[str, object], key: str) -> int:
     value = data[key]
     if type(value) is not int or value < 0:
@@ -414,9 +430,15 @@ def _int(data: Mapping[str, object], key: str) -> int:
 
 
 def _hex(value: object, key: str) -> bytes:
-    if not isinstance(value, str) or len(value) != 2 * HASH_SIZE:
+    if not isinstance(value, str) or not _HEX_HASH.fullmatch(value):
         raise IntegrityError(f"proof field {key} is not a 64-digit hex hash")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise IntegrityError(f"proof field {key} is not a 64-digit hex hash") from None
+    return bytes.fromhex(value)
+
+
+_HEX_HASH = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _check_hashes(*hashes: bytes) -> None:
+    for digest in hashes:
+        if len(digest) != HASH_SIZE:
+            raise IntegrityError(f"a hash in the proof has {len(digest)} bytes, expected 32")

@@ -51,7 +51,7 @@ class NoteVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
         """Parse a verifier key string ``name+hexid+base64key``."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # names hold no "+", base64 may
         if len(parts) != 3:
             raise IntegrityError(f"verifier key {vkey!r} is not of the form name+keyid+key")
         name, hex_id, encoded = parts

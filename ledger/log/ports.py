@@ -73,5 +73,7 @@ def initial_head(origin: str) -> Head:
 
 
 def check_seq(seq: int, size: int) -> None:
+    if size == 0:
+        raise NotFoundError(f"no entry at seq {seq}: the log is empty")
     if not 0 <= seq < size:
         raise NotFoundError(f"no entry at seq {seq}: the log holds seq 0 to {size - 1}")

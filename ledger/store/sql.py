@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,23 +48,9 @@ from ledger.store.tables import checkpoints, entries, ledger_head, merkle_nodes
 
 _IN_CHUNK = 900  # bound on bound parameters per IN list (SQLite's default limit is 32766)
 
-_ENTRY_COLUMNS = [
-    "seq",
-    "event_id",
-    "stream",
-    "stream_version",
-    "type",
-    "schema_version",
-    "tenant",
-    "occurred_at",
-    "recorded_at",
-    "idempotency_key",
-    "request_digest",
-    "entry_bytes",
-    "leaf_hash",
-    "prev_hash",
-    "chain_hash",
-]
+_ENTRY_COLUMNS = [field.name for field in fields(SealedEntry)]  # also the column names
+
+_ENTRY_SELECT = select(*(entries.c[name] for name in _ENTRY_COLUMNS))
 
 
 def utc_now() -> datetime:
@@ -279,7 +266,7 @@ class SqlLogStore:
 
     def entry(self, seq: int) -> SealedEntry:
         with self._reading() as conn:
-            row = conn.execute(select(entries).where(entries.c.seq == seq)).first()
+            row = conn.execute(_ENTRY_SELECT.where(entries.c.seq == seq)).first()
             if row is None:
                 size = self._read_head(conn, lock=False).size
                 check_seq(seq, size)
@@ -294,8 +281,7 @@ class SqlLogStore:
         while True:
             with self._reading() as conn:
                 rows = conn.execute(
-                    select(entries)
-                    .where(entries.c.seq >= position)
+                    _ENTRY_SELECT.where(entries.c.seq >= position)
                     .order_by(entries.c.seq)
                     .limit(batch_size)
                 ).all()
@@ -384,7 +370,7 @@ def _head_values(head: Head, now: datetime) -> dict[str, Any]:
 
 
 def _entry_of(row: Any) -> SealedEntry:
-    return SealedEntry(**{name: getattr(row, name) for name in _ENTRY_COLUMNS})
+    return SealedEntry(*row)  # _ENTRY_SELECT lists the columns in SealedEntry's field order
 
 
 def _checkpoint_of(row: Any) -> CheckpointRecord:
