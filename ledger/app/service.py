@@ -20,6 +20,7 @@ from ledger.integrity.merkle import (
     prove_inclusion,
 )
 from ledger.integrity.note import NoteSigner, NoteVerifier
+from ledger.integrity.tlog_proof import TlogProof
 from ledger.log.audit import AuditReport, audit_log, signed_roots
 from ledger.log.entry import EntryInput, Receipt, SealedEntry
 from ledger.log.ports import CheckpointRecord, LogStore
@@ -89,6 +90,21 @@ class Ledger:
         if not 0 <= seq < tree_size:
             raise NotFoundError(f"seq {seq} is not in a tree of size {tree_size}")
         return prove_inclusion(self.store, index=seq, size=tree_size)
+
+    def tlog_proof(self, seq: int) -> TlogProof:
+        """A C2SP tlog-proof of entry ``seq`` against the newest stored checkpoint."""
+        latest = self.latest_checkpoint()
+        if latest is None or latest.tree_size <= seq:
+            raise NotFoundError(
+                f"no signed checkpoint covers seq {seq} yet: run `pactledger checkpoint`"
+            )
+        proof = prove_inclusion(self.store, index=seq, size=latest.tree_size)
+        if proof.root_hash != latest.root_hash:
+            raise IntegrityError(
+                f"stored nodes do not reproduce checkpoint {latest.tree_size}: "
+                "run `pactledger verify`"
+            )
+        return TlogProof(index=seq, audit_path=proof.audit_path, checkpoint_note=latest.note)
 
     def prove_consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
         second_size = self._tree_size(second)

@@ -265,11 +265,24 @@ def prove_inclusion(
     size: Annotated[
         int | None, typer.Option(help="Tree size to prove against (default: the current size).")
     ] = None,
+    tlog_proof: Annotated[
+        bool,
+        typer.Option(
+            "--tlog-proof",
+            help="Print a C2SP tlog-proof (index, audit path and the newest signed checkpoint) "
+            "that verifies offline.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Prove that entry SEQ is in the tree of SIZE leaves (RFC 9162 audit path)."""
     settings = _settings()
     ledger = _run(lambda: _ledger(settings))
+    if tlog_proof:
+        if size is not None:
+            _fail("--tlog-proof proves against the newest signed checkpoint; drop --size")
+        sys.stdout.write(_run(lambda: ledger.tlog_proof(seq)).text())
+        return
     proof = _run(lambda: ledger.prove_inclusion(seq, size=size))
     if as_json:
         _print_json(proof.to_json())

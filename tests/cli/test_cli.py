@@ -629,3 +629,25 @@ def test_verify_unreadable_note(filled: Env) -> None:
     result = run("verify", "--against", str(filled.tmp / "absent.note"))
     assert result.exit_code == 1
     assert "cannot read checkpoint note" in result.stderr
+
+
+def test_tlog_proof_verifies_offline_against_the_published_vkey(filled: Env) -> None:
+    """`prove inclusion --tlog-proof` gives a C2SP proof that checks with the vkey alone."""
+    from ledger.integrity.note import NoteVerifier
+    from ledger.integrity.tlog_proof import verify_tlog_proof
+
+    vkey = run("key", "show").stdout.strip()
+    canonical = run("show", "3", "--canonical").stdout_bytes
+    result = run("prove", "inclusion", "3", "--tlog-proof")
+    assert result.exit_code == 0, result.output
+    proof, checkpoint = verify_tlog_proof(
+        result.stdout,
+        leaf=hashlib.sha256(b"\x00" + canonical).digest(),
+        verifiers=[NoteVerifier.from_vkey(vkey)],
+        origin=ORIGIN,
+    )
+    assert proof.index == 3
+    assert checkpoint.size == 5
+    beyond = run("prove", "inclusion", "6", "--tlog-proof")
+    assert beyond.exit_code == 1
+    assert "pactledger checkpoint" in beyond.stderr
