@@ -34,13 +34,22 @@ class _OutOfDomainError(Exception):
     """Raised by the fast walk; the slow walk then finds the path and the reason."""
 
 
-def canonical_bytes(value: Any) -> bytes:
+_WHOLE_VALUE = object()
+
+
+def canonical_bytes(value: Any, *, untrusted: Any = _WHOLE_VALUE) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of ``value``; raise ValidationError if it is
-    outside the JSON domain described in the module docstring."""
+    outside the JSON domain described in the module docstring.
+
+    ``untrusted`` narrows the domain check to one part of ``value`` (paths in errors are then
+    relative to it). Only pass it when the rest of ``value`` is ASCII strings, small ints and
+    ``None`` built by the caller itself, as the sequencer's entry envelope is.
+    """
+    checked = value if untrusted is _WHOLE_VALUE else untrusted
     try:
-        fast = _fast_path_ok(value, 0)
+        fast = _fast_path_ok(checked, 0)
     except _OutOfDomainError:
-        _explain(value, "$", 0)
+        _explain(checked, "$", 0)
         raise AssertionError("the slow walk accepted what the fast walk refused") from None
     if fast:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
@@ -48,16 +57,11 @@ def canonical_bytes(value: Any) -> bytes:
 
 
 def _fast_path_ok(value: Any, depth: int) -> bool:
-    """Check the domain without building paths; True when orjson is byte-exact for ``value``."""
+    """Check the domain without building paths; True when orjson is byte-exact for ``value``.
+
+    Scalars inside containers are checked inline: this walk runs on every appended payload.
+    """
     kind = type(value)
-    if kind is str:
-        if not value.isascii():
-            _text_ok(value)
-        return True
-    if kind is int:
-        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            return True
-        raise _OutOfDomainError
     if kind is dict:
         if depth >= _MAX_DEPTH:
             raise _OutOfDomainError
@@ -69,7 +73,7 @@ def _fast_path_ok(value: Any, depth: int) -> bool:
                 _text_ok(key)
                 if max(map(ord, key)) > 0xFFFF:
                     fast = False
-            if not _fast_path_ok(item, depth + 1):
+            if not _scalar_ok(item) and not _fast_path_ok(item, depth + 1):
                 fast = False
         return fast
     if kind is list:
@@ -77,16 +81,31 @@ def _fast_path_ok(value: Any, depth: int) -> bool:
             raise _OutOfDomainError
         fast = True
         for item in value:
-            if not _fast_path_ok(item, depth + 1):
+            if not _scalar_ok(item) and not _fast_path_ok(item, depth + 1):
                 fast = False
         return fast
-    if value is None or kind is bool:
+    if _scalar_ok(value):
         return True
     if kind is float:
         if value != value or value in (_INF, -_INF):
             raise _OutOfDomainError
         return False
     raise _OutOfDomainError
+
+
+def _scalar_ok(value: Any) -> bool:
+    """True for a string, safe int, bool or None in the domain; raise for an unsafe int or bad
+    string; False for anything else (containers and floats, which the caller walks)."""
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            _text_ok(value)
+        return True
+    if kind is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return True
+        raise _OutOfDomainError
+    return value is None or kind is bool
 
 
 _INF = float("inf")

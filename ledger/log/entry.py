@@ -18,19 +18,22 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from ledger.errors import ValidationError
 from ledger.integrity.canonical import canonical_bytes
 
 MAX_ENTRY_BYTES = 64 * 1024
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 TypeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")]
-StreamName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}:[\x21-\x7e]{1,200}$")]
+# Identifiers are printable ASCII without quote or backslash: they need no JSON escaping, which
+# lets entry_bytes() place them in the canonical form as they are.
+StreamName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}:[!#-\[\]-~]{1,200}$")]
 TenantName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
-IdempotencyKey = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,200}$")]
+IdempotencyKey = Annotated[str, Field(pattern=r"^[!#-\[\]-~]{1,200}$")]
 
 
 class EntryInput(BaseModel):
@@ -62,18 +65,22 @@ class EntryInput(BaseModel):
 
 def format_time(moment: datetime) -> str:
     """UTC, microseconds, ``Z``: one fixed text form for every timestamp that is hashed."""
-    if moment.tzinfo is None:
+    text = moment.isoformat(timespec="microseconds")
+    if text.endswith("+00:00"):
+        return text[:-6] + "Z"
+    offset = moment.utcoffset()
+    if offset is None:
         raise ValueError("naive datetimes are not allowed; use timezone-aware UTC")
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return (moment - offset).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class SealedEntry:
-    """An entry as the log holds it, with its hashes."""
+class SealedEntry(NamedTuple):
+    """An entry as the log holds it, with its hashes. A tuple in column order, so a store can
+    hand it to the database as a row unchanged."""
 
     seq: int
     event_id: str
@@ -116,6 +123,41 @@ class Receipt:
             "tree_size": self.tree_size,
             "duplicate": self.duplicate,
         }
+
+
+def payload_bytes(inp: EntryInput) -> bytes:
+    """The RFC 8785 bytes of the payload; ValidationError names the field (``payload.x``)."""
+    try:
+        return canonical_bytes(inp.payload)
+    except ValidationError as exc:
+        raise ValidationError(exc.reason, field="payload" + (exc.field or "$")[1:]) from None
+
+
+def entry_bytes(
+    inp: EntryInput,
+    payload: bytes,
+    *,
+    seq: int,
+    event_id: str,
+    stream_version: int,
+    recorded_at: str,
+) -> bytes:
+    """The RFC 8785 bytes of the entry object, given its payload's RFC 8785 bytes.
+
+    JCS sorts members by key and escapes nothing in these envelope values (validated ASCII
+    without quote, backslash or control characters; digits; fixed-form times), so the bytes
+    are the fixed key order below with the payload spliced in. A property test checks them
+    against the reference implementation on the whole object.
+    """
+    occurred = format_time(inp.occurred_at) if inp.occurred_at else recorded_at
+    key = "" if inp.idempotency_key is None else f',"idempotency_key":"{inp.idempotency_key}"'
+    head = f'{{"event_id":"{event_id}"{key},"occurred_at":"{occurred}","payload":'
+    tail = (
+        f',"recorded_at":"{recorded_at}","schema_version":{inp.schema_version},"seq":{seq},'
+        f'"stream":"{inp.stream}","stream_version":{stream_version},"tenant":"{inp.tenant}",'
+        f'"type":"{inp.type}"}}'
+    )
+    return b"".join((head.encode(), payload, tail.encode()))
 
 
 def entry_object(

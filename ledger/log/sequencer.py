@@ -18,7 +18,7 @@ nothing) or returns every row to write. Invariants it enforces:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,7 +28,6 @@ from ledger.errors import (
     LedgerError,
     ValidationError,
 )
-from ledger.integrity.canonical import canonical_bytes
 from ledger.integrity.chain import chain_next
 from ledger.integrity.merkle import CompactRange, leaf_hash
 from ledger.log.entry import (
@@ -36,8 +35,9 @@ from ledger.log.entry import (
     EntryInput,
     Receipt,
     SealedEntry,
-    entry_object,
+    entry_bytes,
     format_time,
+    payload_bytes,
 )
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -78,6 +78,131 @@ class AppendPlan:
     head: Head | None = None
 
 
+class Sealer:
+    """Seals inputs one at a time onto the end of the log, so a store can stream each sealed
+    entry to the database while the next is being sealed. Raising leaves the caller to roll
+    back what it wrote; :func:`plan_append` is the all-at-once form."""
+
+    def __init__(
+        self,
+        head: Head,
+        *,
+        stream_versions: Mapping[str, int],
+        keyed: Mapping[tuple[str, str], KeyedEntry],
+        recorded_at: datetime,
+        event_ids: Iterator[str],
+    ) -> None:
+        self._origin = head.origin
+        self._versions = dict(stream_versions)
+        self._keyed = keyed
+        self._compact = head.compact_range()
+        self._chain = head.chain_head
+        self._recorded_at = recorded_at
+        self._recorded_text = format_time(recorded_at)
+        self._latest_allowed = recorded_at + MAX_CLOCK_SKEW
+        self._event_ids = event_ids
+        self._seen: dict[tuple[str, str], tuple[bytes, int]] = {}  # key -> (digest, position)
+        self._found: list[_ReceiptFields] = []  # one per input, in order
+        self.nodes: list[tuple[int, int, bytes]] = []  # complete subtrees closed so far
+
+    def seal(self, index: int, inp: EntryInput) -> SealedEntry | None:
+        """Seal one input; None when it is an idempotent duplicate. Errors carry ``.index``."""
+        try:
+            return self._seal(inp)
+        except LedgerError as exc:
+            exc.index = index  # type: ignore[attr-defined]
+            raise
+
+    def _seal(self, inp: EntryInput) -> SealedEntry | None:
+        found = self._found
+        digest = None
+        if inp.idempotency_key is not None:
+            key = (inp.tenant, inp.idempotency_key)
+            digest = inp.request_digest()
+            if key in self._seen:
+                first_digest, position = self._seen[key]
+                if first_digest != digest:
+                    raise IdempotencyConflictError(
+                        tenant=inp.tenant, key=inp.idempotency_key, seq=None
+                    )
+                found.append((*found[position][:6], True))
+                return None
+            existing = self._keyed.get(key)
+            if existing is not None:
+                if existing.request_digest != digest:
+                    raise IdempotencyConflictError(
+                        tenant=inp.tenant, key=inp.idempotency_key, seq=existing.seq
+                    )
+                self._seen[key] = (digest, len(found))
+                found.append(_receipt_fields(existing))
+                return None
+            self._seen[key] = (digest, len(found))
+        current = self._versions.get(inp.stream, 0)
+        if inp.expected_version is not None and inp.expected_version != current:
+            raise ConcurrencyError(stream=inp.stream, expected=inp.expected_version, actual=current)
+        occurred = inp.occurred_at
+        if occurred is not None and occurred > self._latest_allowed:
+            raise ValidationError(
+                "occurred_at is more than 5 minutes in the future of the ledger clock",
+                field="occurred_at",
+            )
+        compact = self._compact
+        seq = compact.size
+        event_id = next(self._event_ids)
+        data = entry_bytes(
+            inp,
+            payload_bytes(inp),
+            seq=seq,
+            event_id=event_id,
+            stream_version=current + 1,
+            recorded_at=self._recorded_text,
+        )
+        if len(data) > MAX_ENTRY_BYTES:
+            raise ValidationError(
+                f"entry is {len(data)} bytes canonical, over the {MAX_ENTRY_BYTES}-byte limit",
+                field="payload",
+            )
+        leaf = leaf_hash(data)
+        prev = self._chain
+        chain = self._chain = chain_next(prev, leaf)
+        self._versions[inp.stream] = current + 1
+        closed = compact.append(leaf)
+        if closed:
+            self.nodes.extend(closed)
+        found.append((seq, event_id, inp.stream, current + 1, leaf, chain, False))
+        return SealedEntry(
+            seq,
+            event_id,
+            inp.stream,
+            current + 1,
+            inp.type,
+            inp.schema_version,
+            inp.tenant,
+            occurred or self._recorded_at,
+            self._recorded_at,
+            inp.idempotency_key,
+            digest,
+            data,
+            leaf,
+            prev,
+            chain,
+        )
+
+    def finish(self) -> tuple[list[Receipt], Head]:
+        """The receipts, one per input in order, and the new head."""
+        compact = self._compact
+        size = compact.size
+        receipts = [Receipt(*f[:6], tree_size=size, duplicate=f[6]) for f in self._found]
+        head = Head(
+            origin=self._origin,
+            size=size,
+            chain_head=self._chain,
+            frontier=compact.to_bytes(),
+            root_hash=compact.root(),
+        )
+        return receipts, head
+
+
 def plan_append(
     head: Head,
     inputs: Sequence[EntryInput],
@@ -85,115 +210,24 @@ def plan_append(
     stream_versions: Mapping[str, int],
     keyed: Mapping[tuple[str, str], KeyedEntry],
     recorded_at: datetime,
-    new_event_id: Callable[[], str],
+    event_ids: Iterator[str],
 ) -> AppendPlan:
     """Seal ``inputs`` after ``head``; raise a LedgerError (with ``.index``) and plan nothing
     if any input is refused."""
-    plan = AppendPlan()
-    versions = dict(stream_versions)
-    compact = head.compact_range()
-    chain = head.chain_head
-    seen: dict[tuple[str, str], tuple[bytes, int]] = {}  # key -> (digest, position in found)
-    found: list[_ReceiptFields] = []  # one per input; Receipts are built once the size is known
-    latest_allowed = recorded_at + MAX_CLOCK_SKEW
-    recorded_text = format_time(recorded_at)
-    for index, inp in enumerate(inputs):
-        try:
-            digest = None
-            if inp.idempotency_key is not None:
-                key = (inp.tenant, inp.idempotency_key)
-                digest = inp.request_digest()
-                if key in seen:
-                    first_digest, position = seen[key]
-                    if first_digest != digest:
-                        raise IdempotencyConflictError(
-                            tenant=inp.tenant, key=inp.idempotency_key, seq=None
-                        )
-                    found.append((*found[position][:6], True))
-                    continue
-                existing = keyed.get(key)
-                if existing is not None:
-                    if existing.request_digest != digest:
-                        raise IdempotencyConflictError(
-                            tenant=inp.tenant, key=inp.idempotency_key, seq=existing.seq
-                        )
-                    found.append(_receipt_fields(existing))
-                    seen[key] = (digest, len(found) - 1)
-                    continue
-                seen[key] = (digest, len(found))
-            current = versions.get(inp.stream, 0)
-            if inp.expected_version is not None and inp.expected_version != current:
-                raise ConcurrencyError(
-                    stream=inp.stream, expected=inp.expected_version, actual=current
-                )
-            if inp.occurred_at is not None and inp.occurred_at > latest_allowed:
-                raise ValidationError(
-                    "occurred_at is more than 5 minutes in the future of the ledger clock",
-                    field="occurred_at",
-                )
-            seq = compact.size
-            event_id = new_event_id()
-            obj = entry_object(
-                inp,
-                seq=seq,
-                event_id=event_id,
-                stream_version=current + 1,
-                recorded_at=recorded_text,
-            )
-            try:
-                data = canonical_bytes(obj)
-            except ValidationError as exc:
-                raise ValidationError(exc.reason, field=_payload_field(exc.field)) from None
-            if len(data) > MAX_ENTRY_BYTES:
-                raise ValidationError(
-                    f"entry is {len(data)} bytes canonical, over the {MAX_ENTRY_BYTES}-byte limit",
-                    field="payload",
-                )
-        except LedgerError as exc:
-            exc.index = index  # type: ignore[attr-defined]
-            raise
-        leaf = leaf_hash(data)
-        prev = chain
-        chain = chain_next(prev, leaf)
-        versions[inp.stream] = current + 1
-        plan.nodes.extend(compact.append(leaf))
-        plan.entries.append(
-            SealedEntry(
-                seq=seq,
-                event_id=event_id,
-                stream=inp.stream,
-                stream_version=current + 1,
-                type=inp.type,
-                schema_version=inp.schema_version,
-                tenant=inp.tenant,
-                occurred_at=inp.occurred_at or recorded_at,
-                recorded_at=recorded_at,
-                idempotency_key=inp.idempotency_key,
-                request_digest=digest,
-                entry_bytes=data,
-                leaf_hash=leaf,
-                prev_hash=prev,
-                chain_hash=chain,
-            )
-        )
-        found.append((seq, event_id, inp.stream, current + 1, leaf, chain, False))
-    size = compact.size
-    plan.receipts = [Receipt(*fields[:6], tree_size=size, duplicate=fields[6]) for fields in found]
-    plan.head = Head(
-        origin=head.origin,
-        size=size,
-        chain_head=chain,
-        frontier=compact.to_bytes(),
-        root_hash=compact.root(),
+    sealer = Sealer(
+        head,
+        stream_versions=stream_versions,
+        keyed=keyed,
+        recorded_at=recorded_at,
+        event_ids=event_ids,
     )
-    return plan
-
-
-def _payload_field(path: str | None) -> str:
-    """Turn the canonicalizer's JSON path ($.payload.x) into the input's field name."""
-    if not path:
-        return "payload"
-    return path.removeprefix("$.") if path.startswith("$.") else path
+    entries = []
+    for index, inp in enumerate(inputs):
+        sealed = sealer.seal(index, inp)
+        if sealed is not None:
+            entries.append(sealed)
+    receipts, new_head = sealer.finish()
+    return AppendPlan(entries=entries, nodes=sealer.nodes, receipts=receipts, head=new_head)
 
 
 _ReceiptFields = tuple[int, str, str, int, bytes, bytes, bool]

@@ -7,10 +7,9 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
-from uuid6 import uuid7
-
 from ledger.integrity.merkle import Node
 from ledger.log.entry import EntryInput, Receipt, SealedEntry
+from ledger.log.ids import uuid7_batch
 from ledger.log.ports import CheckpointRecord, check_seq, initial_head
 from ledger.log.sequencer import Head, KeyedEntry, plan_append
 
@@ -35,13 +34,14 @@ class MemoryLogStore:
 
     def append(self, inputs: Sequence[EntryInput]) -> list[Receipt]:
         with self._lock:
+            now = self._clock()
             plan = plan_append(
                 self._head,
                 inputs,
                 stream_versions=self._versions,
                 keyed=self._keyed,
-                recorded_at=self._clock(),
-                new_event_id=lambda: str(uuid7()),
+                recorded_at=now,
+                event_ids=iter(uuid7_batch(len(inputs), now)),
             )
             for entry in plan.entries:
                 self.entries.append(entry)

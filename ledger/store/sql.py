@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,12 +25,12 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     tuple_,
     update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY
-from uuid6 import uuid7
 
 from ledger.errors import (
     ConfigurationError,
@@ -41,15 +40,21 @@ from ledger.errors import (
 )
 from ledger.integrity.merkle import Node
 from ledger.log.entry import EntryInput, Receipt, SealedEntry
+from ledger.log.ids import uuid7_batch
 from ledger.log.ports import CheckpointRecord, check_seq, initial_head
-from ledger.log.sequencer import Head, KeyedEntry, plan_append
+from ledger.log.sequencer import Head, KeyedEntry, Sealer
 from ledger.store.engine import WRITE_OPTION
 from ledger.store.tables import checkpoints, entries, ledger_head, merkle_nodes
 
 _IN_CHUNK = 900  # bound on bound parameters per IN list (SQLite's default limit is 32766)
 
-_ENTRY_COLUMNS = [field.name for field in fields(SealedEntry)]  # also the column names
+_ENTRY_COLUMNS = list(SealedEntry._fields)  # also the column names, in order
 
+_COPY_ENTRIES = f"COPY entries ({', '.join(_ENTRY_COLUMNS)}) FROM STDIN"
+_STREAM_VERSIONS_PG = text(
+    "SELECT wanted.stream, (SELECT max(e.stream_version) FROM entries e "
+    "WHERE e.stream = wanted.stream) FROM unnest(CAST(:streams AS varchar[])) AS wanted(stream)"
+)
 _ENTRY_SELECT = select(*(entries.c[name] for name in _ENTRY_COLUMNS))
 
 
@@ -116,69 +121,60 @@ class SqlLogStore:
             return []
         with self._writing() as conn:
             head = self._read_head(conn, lock=True)
-            plan = plan_append(
+            now = self._clock()
+            sealer = Sealer(
                 head,
-                inputs,
                 stream_versions=self._stream_versions(conn, {i.stream for i in inputs}),
                 keyed=self._keyed(conn, inputs),
-                recorded_at=self._clock(),
-                new_event_id=lambda: str(uuid7()),
+                recorded_at=now,
+                event_ids=iter(uuid7_batch(len(inputs), now)),
             )
-            assert plan.head is not None
-            if plan.entries:
-                if self._postgres:
-                    self._copy_rows(conn, plan.entries, plan.nodes)
-                else:
-                    self._insert_rows(conn, plan.entries, plan.nodes)
+            if self._postgres:
+                self._copy_sealed(conn, sealer, inputs)
+            else:
+                self._insert_sealed(conn, sealer, inputs)
+            receipts, new_head = sealer.finish()
+            if new_head.size > head.size:
                 conn.execute(
                     update(ledger_head)
                     .where(ledger_head.c.id == 1)
-                    .values(**_head_values(plan.head, self._clock()))
+                    .values(**_head_values(new_head, now))
                 )
-            return plan.receipts
+            return receipts
 
-    def _copy_rows(
+    def _copy_sealed(
         self,
         conn: Connection,
-        sealed: list[SealedEntry],
-        nodes: list[tuple[int, int, bytes]],
+        sealer: Sealer,
+        inputs: Sequence[EntryInput],
     ) -> None:
+        """PostgreSQL: stream each entry into ``COPY`` as soon as it is sealed, so the server
+        stores one row while Python seals the next. An error aborts the COPY and the
+        transaction rolls back whole."""
         raw: Any = conn.connection.driver_connection
         with raw.cursor() as cursor:
-            with cursor.copy(f"COPY entries ({', '.join(_ENTRY_COLUMNS)}) FROM STDIN") as copy:
-                for e in sealed:
-                    copy.write_row(
-                        (
-                            e.seq,
-                            e.event_id,
-                            e.stream,
-                            e.stream_version,
-                            e.type,
-                            e.schema_version,
-                            e.tenant,
-                            e.occurred_at,
-                            e.recorded_at,
-                            e.idempotency_key,
-                            e.request_digest,
-                            e.entry_bytes,
-                            e.leaf_hash,
-                            e.prev_hash,
-                            e.chain_hash,
-                        )
-                    )
-            if nodes:
+            with cursor.copy(_COPY_ENTRIES) as copy:
+                for index, inp in enumerate(inputs):
+                    sealed = sealer.seal(index, inp)
+                    if sealed is not None:
+                        copy.write_row(sealed)
+            if sealer.nodes:
                 with cursor.copy("COPY merkle_nodes (level, idx, hash) FROM STDIN") as copy:
-                    for node in nodes:
+                    for node in sealer.nodes:
                         copy.write_row(node)
 
-    def _insert_rows(
+    def _insert_sealed(
         self,
         conn: Connection,
-        sealed: list[SealedEntry],
-        nodes: list[tuple[int, int, bytes]],
+        sealer: Sealer,
+        inputs: Sequence[EntryInput],
     ) -> None:
         """SQLite bulk insert through the driver: SQLAlchemy's per-row bind processing would cost
         more than the insert itself. Times use the text form SQLAlchemy reads back."""
+        sealed = [e for i, inp in enumerate(inputs) if (e := sealer.seal(i, inp)) is not None]
+        if not sealed:
+            return
+        nodes = sealer.nodes
         text_of: dict[datetime, str] = {}
 
         def sqlite_time(moment: datetime) -> str:
@@ -223,11 +219,16 @@ class SqlLogStore:
         return column.in_(values)
 
     def _stream_versions(self, conn: Connection, streams: set[str]) -> dict[str, int]:
+        """The current version of each stream (absent when new). On PostgreSQL one probe of the
+        (stream, stream_version) index per stream, whatever the table statistics say."""
+        if self._postgres:
+            rows = conn.execute(_STREAM_VERSIONS_PG, {"streams": sorted(streams)})
+            return {row[0]: row[1] for row in rows if row[1] is not None}
         versions: dict[str, int] = {}
         for chunk in _chunks(sorted(streams)):
             query = (
                 select(entries.c.stream, func.max(entries.c.stream_version))
-                .where(self._among(entries.c.stream, chunk))
+                .where(entries.c.stream.in_(chunk))
                 .group_by(entries.c.stream)
             )
             versions.update({row[0]: row[1] for row in conn.execute(query)})
