@@ -8,8 +8,8 @@ memory is O(log n) plus one batch of Merkle nodes. For every entry the auditor c
    **changed** if they do not parse);
 3. the indexed columns equal the fields in the bytes, ``leaf_hash = SHA-256(0x00 || bytes)``,
    ``prev_hash`` is the previous chain hash and ``chain_hash`` follows (else **changed**);
-4. every complete Merkle subtree recomputed from the leaves equals the stored node (else
-   **bad-node**; proofs are served from those nodes);
+4. every stored complete Merkle subtree (16 leaves and more) equals the one recomputed from
+   the leaves (else **bad-node**; proofs are served from those nodes);
 5. at the size of every checkpoint, stored or held outside the database, the recomputed root
    equals the signed root (else **inconsistent-checkpoint**).
 
@@ -29,7 +29,7 @@ import orjson
 from ledger.errors import IntegrityError, TamperedLogError
 from ledger.integrity.chain import GENESIS_CHAIN_HASH, chain_next
 from ledger.integrity.checkpoint import Checkpoint, open_checkpoint
-from ledger.integrity.merkle import EMPTY_ROOT, CompactRange, leaf_hash
+from ledger.integrity.merkle import EMPTY_ROOT, STORED_MIN_LEVEL, CompactRange, leaf_hash
 from ledger.integrity.note import NoteVerifier
 from ledger.log.entry import SealedEntry, format_time
 from ledger.log.ports import CheckpointRecord
@@ -141,8 +141,8 @@ def audit_log(
         if chain != entry.chain_hash:
             raise _changed(seq, "chain hash", chain, entry.chain_hash)
         closed = compact.append(leaf)
-        if nodes_in is not None and closed:
-            pending_nodes.extend(closed)
+        if nodes_in is not None and len(closed) >= STORED_MIN_LEVEL:
+            pending_nodes.extend(closed[STORED_MIN_LEVEL - 1 :])
             if len(pending_nodes) >= _NODE_BATCH:
                 report.nodes_checked += _check_nodes(pending_nodes, nodes_in)
                 pending_nodes.clear()

@@ -50,11 +50,12 @@ class LogStore(Protocol):
         ...
 
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
-        """Stored complete-subtree hashes; level 0 is the leaf hash of entry ``index``."""
+        """Complete-subtree hashes: level 0 is the leaf hash of entry ``index``; levels below
+        merkle.STORED_MIN_LEVEL are recomputed from leaves, the others are read as stored."""
         ...
 
     def nodes_in(self, level: int, first: int, last: int) -> Mapping[int, bytes]:
-        """Stored hashes of level ``level`` (>= 1) with index in ``[first, last]``."""
+        """Stored hashes of level ``level`` (>= STORED_MIN_LEVEL) with index in [first, last]."""
         ...
 
     def add_checkpoint(self, record: CheckpointRecord) -> CheckpointRecord:

@@ -6,7 +6,8 @@ batch and the entries already holding the batch's idempotency keys, and calls
 nothing) or returns every row to write. Invariants it enforces:
 
 * ``seq`` continues the head's size without gaps; each new entry's ``prev_hash`` is the previous
-  ``chain_hash``; every complete Merkle subtree the batch closes is returned for storage.
+  ``chain_hash``; every complete Merkle subtree of 16 leaves or more that the batch closes is
+  returned for storage (smaller ones are recomputed from leaves, see merkle.STORED_MIN_LEVEL).
 * An idempotency key already used by the tenant with the same request returns the original
   receipt (``duplicate=True``) and appends nothing; with a different request it is an
   :class:`~ledger.errors.IdempotencyConflictError`. The same holds inside one batch.
@@ -29,7 +30,7 @@ from ledger.errors import (
     ValidationError,
 )
 from ledger.integrity.chain import chain_next
-from ledger.integrity.merkle import CompactRange, leaf_hash
+from ledger.integrity.merkle import STORED_MIN_LEVEL, CompactRange, leaf_hash
 from ledger.log.entry import (
     MAX_ENTRY_BYTES,
     EntryInput,
@@ -103,17 +104,19 @@ class Sealer:
         self._event_ids = event_ids
         self._seen: dict[tuple[str, str], tuple[bytes, int]] = {}  # key -> (digest, position)
         self._found: list[_ReceiptFields] = []  # one per input, in order
-        self.nodes: list[tuple[int, int, bytes]] = []  # complete subtrees closed so far
+        self.nodes: list[tuple[int, int, bytes]] = []  # closed subtrees the store keeps
 
-    def seal(self, index: int, inp: EntryInput) -> SealedEntry | None:
-        """Seal one input; None when it is an idempotent duplicate. Errors carry ``.index``."""
+    def seal(self, index: int, inp: EntryInput, payload: bytes | None = None) -> SealedEntry | None:
+        """Seal one input; None when it is an idempotent duplicate. ``payload`` may carry the
+        payload's canonical bytes computed ahead (:func:`canonical_payloads`). Errors carry
+        ``.index``."""
         try:
-            return self._seal(inp)
+            return self._seal(inp, payload_bytes(inp) if payload is None else payload)
         except LedgerError as exc:
             exc.index = index  # type: ignore[attr-defined]
             raise
 
-    def _seal(self, inp: EntryInput) -> SealedEntry | None:
+    def _seal(self, inp: EntryInput, payload: bytes) -> SealedEntry | None:
         found = self._found
         digest = None
         if inp.idempotency_key is not None:
@@ -151,7 +154,7 @@ class Sealer:
         event_id = next(self._event_ids)
         data = entry_bytes(
             inp,
-            payload_bytes(inp),
+            payload,
             seq=seq,
             event_id=event_id,
             stream_version=current + 1,
@@ -167,8 +170,8 @@ class Sealer:
         chain = self._chain = chain_next(prev, leaf)
         self._versions[inp.stream] = current + 1
         closed = compact.append(leaf)
-        if closed:
-            self.nodes.extend(closed)
+        if len(closed) >= STORED_MIN_LEVEL:
+            self.nodes.extend(closed[STORED_MIN_LEVEL - 1 :])
         found.append((seq, event_id, inp.stream, current + 1, leaf, chain, False))
         return SealedEntry(
             seq,
@@ -243,3 +246,16 @@ def _receipt_fields(existing: KeyedEntry) -> _ReceiptFields:
         existing.chain_hash,
         True,
     )
+
+
+def canonical_payloads(inputs: Sequence[EntryInput]) -> list[bytes]:
+    """The RFC 8785 bytes of every payload, ahead of sealing (they need no log state, so a
+    store can compute them while it waits for the database). Errors carry ``.index``."""
+    payloads = []
+    for index, inp in enumerate(inputs):
+        try:
+            payloads.append(payload_bytes(inp))
+        except LedgerError as exc:
+            exc.index = index  # type: ignore[attr-defined]
+            raise
+    return payloads

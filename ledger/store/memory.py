@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
-from ledger.integrity.merkle import Node
+from ledger.integrity.merkle import Node, resolve_nodes
 from ledger.log.entry import EntryInput, Receipt, SealedEntry
 from ledger.log.ids import uuid7_batch
 from ledger.log.ports import CheckpointRecord, check_seq, initial_head
@@ -45,7 +45,6 @@ class MemoryLogStore:
             )
             for entry in plan.entries:
                 self.entries.append(entry)
-                self.nodes[(0, entry.seq)] = entry.leaf_hash
                 self._versions[entry.stream] = entry.stream_version
                 if entry.idempotency_key is not None and entry.request_digest is not None:
                     self._keyed[(entry.tenant, entry.idempotency_key)] = KeyedEntry(
@@ -71,7 +70,13 @@ class MemoryLogStore:
         yield from self.entries[start:]
 
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
-        return {node: self.nodes[node] for node in nodes if node in self.nodes}
+        return resolve_nodes(
+            nodes,
+            read_stored=lambda wanted: {n: self.nodes[n] for n in wanted if n in self.nodes},
+            read_leaves=lambda wanted: {
+                i: self.entries[i].leaf_hash for i in wanted if 0 <= i < len(self.entries)
+            },
+        )
 
     def nodes_in(self, level: int, first: int, last: int) -> Mapping[int, bytes]:
         return {

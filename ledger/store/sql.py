@@ -16,21 +16,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     Connection,
     Engine,
-    String,
-    any_,
-    bindparam,
     func,
     insert,
     select,
-    text,
     tuple_,
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from ledger.errors import (
     ConfigurationError,
@@ -38,23 +34,19 @@ from ledger.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
-from ledger.integrity.merkle import Node
+from ledger.integrity.merkle import Node, resolve_nodes
 from ledger.log.entry import EntryInput, Receipt, SealedEntry
 from ledger.log.ids import uuid7_batch
 from ledger.log.ports import CheckpointRecord, check_seq, initial_head
 from ledger.log.sequencer import Head, KeyedEntry, Sealer
 from ledger.store.engine import WRITE_OPTION
+from ledger.store.postgres_append import append_postgres
 from ledger.store.tables import checkpoints, entries, ledger_head, merkle_nodes
 
 _IN_CHUNK = 900  # bound on bound parameters per IN list (SQLite's default limit is 32766)
 
 _ENTRY_COLUMNS = list(SealedEntry._fields)  # also the column names, in order
 
-_COPY_ENTRIES = f"COPY entries ({', '.join(_ENTRY_COLUMNS)}) FROM STDIN"
-_STREAM_VERSIONS_PG = text(
-    "SELECT wanted.stream, (SELECT max(e.stream_version) FROM entries e "
-    "WHERE e.stream = wanted.stream) FROM unnest(CAST(:streams AS varchar[])) AS wanted(stream)"
-)
 _ENTRY_SELECT = select(*(entries.c[name] for name in _ENTRY_COLUMNS))
 
 
@@ -120,8 +112,12 @@ class SqlLogStore:
         if not inputs:
             return []
         with self._writing() as conn:
-            head = self._read_head(conn, lock=True)
             now = self._clock()
+            if self._postgres:
+                raw: Any = conn.connection.driver_connection
+                receipts, _ = append_postgres(raw, inputs, now=now)
+                return receipts
+            head = self._read_head(conn, lock=True)
             sealer = Sealer(
                 head,
                 stream_versions=self._stream_versions(conn, {i.stream for i in inputs}),
@@ -129,10 +125,7 @@ class SqlLogStore:
                 recorded_at=now,
                 event_ids=iter(uuid7_batch(len(inputs), now)),
             )
-            if self._postgres:
-                self._copy_sealed(conn, sealer, inputs)
-            else:
-                self._insert_sealed(conn, sealer, inputs)
+            self._insert_sealed(conn, sealer, inputs)
             receipts, new_head = sealer.finish()
             if new_head.size > head.size:
                 conn.execute(
@@ -141,27 +134,6 @@ class SqlLogStore:
                     .values(**_head_values(new_head, now))
                 )
             return receipts
-
-    def _copy_sealed(
-        self,
-        conn: Connection,
-        sealer: Sealer,
-        inputs: Sequence[EntryInput],
-    ) -> None:
-        """PostgreSQL: stream each entry into ``COPY`` as soon as it is sealed, so the server
-        stores one row while Python seals the next. An error aborts the COPY and the
-        transaction rolls back whole."""
-        raw: Any = conn.connection.driver_connection
-        with raw.cursor() as cursor:
-            with cursor.copy(_COPY_ENTRIES) as copy:
-                for index, inp in enumerate(inputs):
-                    sealed = sealer.seal(index, inp)
-                    if sealed is not None:
-                        copy.write_row(sealed)
-            if sealer.nodes:
-                with cursor.copy("COPY merkle_nodes (level, idx, hash) FROM STDIN") as copy:
-                    for node in sealer.nodes:
-                        copy.write_row(node)
 
     def _insert_sealed(
         self,
@@ -211,19 +183,8 @@ class SqlLogStore:
                 "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
             )
 
-    def _among(self, column: Any, values: Sequence[str]) -> Any:
-        """``column IN values``; on PostgreSQL one array parameter (``= ANY``), which spares the
-        driver from parsing a thousand placeholders per batch."""
-        if self._postgres:
-            return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
-        return column.in_(values)
-
     def _stream_versions(self, conn: Connection, streams: set[str]) -> dict[str, int]:
-        """The current version of each stream (absent when new). On PostgreSQL one probe of the
-        (stream, stream_version) index per stream, whatever the table statistics say."""
-        if self._postgres:
-            rows = conn.execute(_STREAM_VERSIONS_PG, {"streams": sorted(streams)})
-            return {row[0]: row[1] for row in rows if row[1] is not None}
+        """The current version of each stream of the batch (absent when new)."""
         versions: dict[str, int] = {}
         for chunk in _chunks(sorted(streams)):
             query = (
@@ -250,7 +211,7 @@ class SqlLogStore:
                 entries.c.leaf_hash,
                 entries.c.chain_hash,
                 entries.c.request_digest,
-            ).where(self._among(entries.c.idempotency_key, chunk))
+            ).where(entries.c.idempotency_key.in_(chunk))
             for row in conn.execute(query):
                 found[(row.tenant, row.idempotency_key)] = KeyedEntry(
                     seq=row.seq,
@@ -293,18 +254,27 @@ class SqlLogStore:
             position = rows[-1].seq + 1
 
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
-        leaves = sorted(index for level, index in nodes if level == 0)
-        inner = sorted((level, index) for level, index in nodes if level > 0)
-        found: dict[Node, bytes] = {}
         with self._reading() as conn:
-            for chunk in _chunks(leaves):
-                query = select(entries.c.seq, entries.c.leaf_hash).where(entries.c.seq.in_(chunk))
-                found.update({(0, seq): leaf for seq, leaf in conn.execute(query)})
-            for chunk in _chunks(inner):
-                query = select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
-                    tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(chunk)
-                )
-                found.update({(row[0], row[1]): row[2] for row in conn.execute(query)})
+            return resolve_nodes(
+                nodes,
+                read_stored=lambda wanted: self._stored_nodes(conn, wanted),
+                read_leaves=lambda wanted: self._leaf_hashes(conn, wanted),
+            )
+
+    def _stored_nodes(self, conn: Connection, nodes: Collection[Node]) -> dict[Node, bytes]:
+        found: dict[Node, bytes] = {}
+        for chunk in _chunks(sorted(nodes)):
+            query = select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
+                tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(chunk)
+            )
+            found.update({(row[0], row[1]): row[2] for row in conn.execute(query)})
+        return found
+
+    def _leaf_hashes(self, conn: Connection, indices: Collection[int]) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        for chunk in _chunks(sorted(indices)):
+            query = select(entries.c.seq, entries.c.leaf_hash).where(entries.c.seq.in_(chunk))
+            found.update({row[0]: row[1] for row in conn.execute(query)})
         return found
 
     def nodes_in(self, level: int, first: int, last: int) -> Mapping[int, bytes]:
@@ -397,6 +367,12 @@ def _translated_errors() -> Iterator[None]:
         yield
     except LedgerError:
         raise
+    except psycopg.errors.UndefinedTable:
+        raise ConfigurationError(
+            "the database has no pactledger schema: run `pactledger init`"
+        ) from None
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailableError(f"the database refused the operation: {exc}") from exc
     except sa_exc.OperationalError as exc:
         message = str(exc.orig)
         if "no such table" in message:

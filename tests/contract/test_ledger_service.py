@@ -40,7 +40,7 @@ def test_verify_accepts_an_intact_log_and_counts_what_it_checked(ledger: Ledger)
     report = ledger.verify()
     assert report.size == 16
     assert report.checkpoints_checked == 3
-    assert report.nodes_checked == 15  # a tree of n leaves has n - 1 inner nodes once complete
+    assert report.nodes_checked == 1  # of 16 leaves only the level-4 subtree is stored
     assert report.root_hash == ledger.head().root_hash
 
 
@@ -61,13 +61,13 @@ def test_proofs_against_older_sizes(ledger: Ledger) -> None:
 def test_no_checkpoint_is_signed_over_a_forked_history() -> None:
     store = MemoryLogStore(ORIGIN)
     ledger = Ledger(store=store, signer=NoteSigner(ORIGIN, Ed25519PrivateKey.generate()))
-    ledger.append([entry(i) for i in range(4)])
+    ledger.append([entry(i) for i in range(16)])
     ledger.checkpoint()
-    ledger.append([entry(9)])
-    store.nodes[(2, 0)] = bytes(32)  # the stored subtree the checkpoint signed has changed
+    ledger.append([entry(99)])
+    store.nodes[(4, 0)] = bytes(32)  # the stored subtree the checkpoint signed has changed
     with pytest.raises(IntegrityError, match="refusing to sign"):
         ledger.checkpoint()
-    assert [c.tree_size for c in store.checkpoints()] == [4]
+    assert [c.tree_size for c in store.checkpoints()] == [16]
 
 
 def test_checkpoint_needs_a_signing_key() -> None:

@@ -187,7 +187,7 @@ def test_a_bad_entry_refuses_the_whole_batch(
 
 
 def test_every_proof_verifies_and_reads_log_n_nodes(store: LogStore) -> None:
-    for size in (3, 8, 1, 11, 6):
+    for size in (3, 8, 1, 11, 6, 7):
         store.append([entry(100 * size + i) for i in range(size)])
     leaves = [e.leaf_hash for e in all_entries(store)]
     n = len(leaves)
@@ -232,12 +232,14 @@ def test_iter_entries_from_a_position(store: LogStore) -> None:
     assert [e.seq for e in store.iter_entries(start=5, batch_size=3)] == list(range(5, 12))
 
 
-def test_nodes_in_returns_stored_levels(store: LogStore) -> None:
-    store.append([entry(i) for i in range(8)])
-    level_one = store.nodes_in(1, 0, 3)
-    assert sorted(level_one) == [0, 1, 2, 3]
-    assert store.nodes_in(3, 0, 0)[0] == store.head().root_hash
-    assert store.nodes_in(3, 1, 5) == {}
+def test_only_subtrees_of_16_leaves_or_more_are_stored(store: LogStore) -> None:
+    store.append([entry(i) for i in range(64)])
+    assert sorted(store.nodes_in(4, 0, 9)) == [0, 1, 2, 3]
+    assert store.nodes_in(6, 0, 0)[0] == store.head().root_hash
+    assert store.nodes_in(6, 1, 5) == {}
+    assert store.nodes_in(3, 0, 7) == {}  # recomputed from leaves when a proof needs them
+    leaves = [e.leaf_hash for e in all_entries(store)]
+    assert store.read_nodes([(3, 2)]) == {(3, 2): root_from_leaves(leaves[16:24])}
 
 
 def test_checkpoints_are_kept_once_per_key_and_size(store: LogStore) -> None:

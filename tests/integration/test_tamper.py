@@ -531,19 +531,19 @@ def test_altered_merkle_node(world: World) -> None:
     with world.engine.begin() as conn:
         result = conn.execute(
             update(merkle_nodes)
-            .where(merkle_nodes.c.level == 2, merkle_nodes.c.idx == 3)
+            .where(merkle_nodes.c.level == 4, merkle_nodes.c.idx == 1)
             .values(hash=bytes(32))
         )
         assert result.rowcount == 1
-    report = assert_tampered("bad-node", 12)
+    report = assert_tampered("bad-node", 16)
     assert "different" in report["error"]
 
 
 def test_deleted_merkle_node(world: World) -> None:
     world.unlock("merkle_nodes", "DELETE")
     with world.engine.begin() as conn:
-        conn.execute(delete(merkle_nodes).where(merkle_nodes.c.level == 3, merkle_nodes.c.idx == 2))
-    report = assert_tampered("bad-node", 16)
+        conn.execute(delete(merkle_nodes).where(merkle_nodes.c.level == 5, merkle_nodes.c.idx == 0))
+    report = assert_tampered("bad-node", 0)
     assert "missing" in report["error"]
 
 
