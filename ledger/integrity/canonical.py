@@ -59,44 +59,35 @@ def canonical_bytes(value: Any, *, untrusted: Any = _WHOLE_VALUE) -> bytes:
 def _fast_path_ok(value: Any, depth: int) -> bool:
     """Check the domain without building paths; True when orjson is byte-exact for ``value``.
 
-    Scalars inside containers are checked inline: this walk runs on every appended payload.
+    This walk runs on every appended payload, so scalars inside containers are checked inline
+    rather than by a call each.
     """
     kind = type(value)
-    if kind is dict:
+    if kind is dict or kind is list:
         if depth >= _MAX_DEPTH:
             raise _OutOfDomainError
         fast = True
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _OutOfDomainError
-            if not key.isascii():
-                _text_ok(key)
-                if max(map(ord, key)) > 0xFFFF:
-                    fast = False
-            if not _scalar_ok(item) and not _fast_path_ok(item, depth + 1):
+        items = value.items() if kind is dict else enumerate(value)
+        for key, item in items:
+            if kind is dict:
+                if type(key) is not str:
+                    raise _OutOfDomainError
+                if not key.isascii():
+                    _text_ok(key)
+                    if max(map(ord, key)) > 0xFFFF:
+                        fast = False
+            item_kind = type(item)
+            if item_kind is str:
+                if not item.isascii():
+                    _text_ok(item)
+            elif item_kind is int:
+                if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    raise _OutOfDomainError
+            elif item is None or item_kind is bool:
+                pass
+            elif not _fast_path_ok(item, depth + 1):
                 fast = False
         return fast
-    if kind is list:
-        if depth >= _MAX_DEPTH:
-            raise _OutOfDomainError
-        fast = True
-        for item in value:
-            if not _scalar_ok(item) and not _fast_path_ok(item, depth + 1):
-                fast = False
-        return fast
-    if _scalar_ok(value):
-        return True
-    if kind is float:
-        if value != value or value in (_INF, -_INF):
-            raise _OutOfDomainError
-        return False
-    raise _OutOfDomainError
-
-
-def _scalar_ok(value: Any) -> bool:
-    """True for a string, safe int, bool or None in the domain; raise for an unsafe int or bad
-    string; False for anything else (containers and floats, which the caller walks)."""
-    kind = type(value)
     if kind is str:
         if not value.isascii():
             _text_ok(value)
@@ -105,7 +96,13 @@ def _scalar_ok(value: Any) -> bool:
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return True
         raise _OutOfDomainError
-    return value is None or kind is bool
+    if value is None or kind is bool:
+        return True
+    if kind is float:
+        if value != value or value in (_INF, -_INF):
+            raise _OutOfDomainError
+        return False
+    raise _OutOfDomainError
 
 
 _INF = float("inf")

@@ -16,11 +16,10 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator
 
 from ledger.errors import ValidationError
 from ledger.integrity.canonical import canonical_bytes
@@ -36,6 +35,19 @@ TenantName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 IdempotencyKey = Annotated[str, Field(pattern=r"^[!#-\[\]-~]{1,200}$")]
 
 
+def _json_object(value: Any) -> dict[str, Any]:
+    # Only the top-level type is checked here; the canonical walk in payload_bytes() checks
+    # every value inside. pydantic's own dict validation would copy the payload first.
+    if type(value) is not dict:
+        raise ValueError("must be a JSON object")
+    return value
+
+
+JsonObject = Annotated[
+    dict[str, Any], PlainValidator(_json_object, json_schema_input_type=dict[str, Any])
+]
+
+
 class EntryInput(BaseModel):
     """One entry as a client submits it (a JSONL line, an API body)."""
 
@@ -44,7 +56,7 @@ class EntryInput(BaseModel):
     type: TypeName
     stream: StreamName
     tenant: TenantName
-    payload: dict[str, Any]
+    payload: JsonObject
     schema_version: Annotated[int, Field(ge=1, le=1000, strict=True)] = 1
     occurred_at: AwareDatetime | None = None
     idempotency_key: IdempotencyKey | None = None
@@ -65,13 +77,20 @@ class EntryInput(BaseModel):
 
 def format_time(moment: datetime) -> str:
     """UTC, microseconds, ``Z``: one fixed text form for every timestamp that is hashed."""
-    text = moment.isoformat(timespec="microseconds")
-    if text.endswith("+00:00"):
-        return text[:-6] + "Z"
     offset = moment.utcoffset()
     if offset is None:
         raise ValueError("naive datetimes are not allowed; use timezone-aware UTC")
-    return (moment - offset).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if offset:
+        moment -= offset
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - twice as fast as isoformat
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
+    )
 
 
 def parse_time(text: str) -> datetime:
@@ -99,8 +118,7 @@ class SealedEntry(NamedTuple):
     chain_hash: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(NamedTuple):
     """What an append returns for each input: where it is in the log and how to prove it."""
 
     seq: int
@@ -127,6 +145,10 @@ class Receipt:
 
 def payload_bytes(inp: EntryInput) -> bytes:
     """The RFC 8785 bytes of the payload; ValidationError names the field (``payload.x``)."""
+    if type(inp.payload) is not dict:
+        raise ValidationError(
+            f"must be a JSON object, not {type(inp.payload).__name__}", field="payload"
+        )
     try:
         return canonical_bytes(inp.payload)
     except ValidationError as exc:
@@ -141,15 +163,17 @@ def entry_bytes(
     event_id: str,
     stream_version: int,
     recorded_at: str,
+    occurred_at: str | None = None,
 ) -> bytes:
-    """The RFC 8785 bytes of the entry object, given its payload's RFC 8785 bytes.
+    """The RFC 8785 bytes of the entry object, given its payload's RFC 8785 bytes (and,
+    optionally, ``occurred_at`` already in :func:`format_time` form).
 
     JCS sorts members by key and escapes nothing in these envelope values (validated ASCII
     without quote, backslash or control characters; digits; fixed-form times), so the bytes
     are the fixed key order below with the payload spliced in. A property test checks them
     against the reference implementation on the whole object.
     """
-    occurred = format_time(inp.occurred_at) if inp.occurred_at else recorded_at
+    occurred = occurred_at or (format_time(inp.occurred_at) if inp.occurred_at else recorded_at)
     key = "" if inp.idempotency_key is None else f',"idempotency_key":"{inp.idempotency_key}"'
     head = f'{{"event_id":"{event_id}"{key},"occurred_at":"{occurred}","payload":'
     tail = (

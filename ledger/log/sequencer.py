@@ -105,6 +105,7 @@ class Sealer:
         self._seen: dict[tuple[str, str], tuple[bytes, int]] = {}  # key -> (digest, position)
         self._found: list[_ReceiptFields] = []  # one per input, in order
         self.nodes: list[tuple[int, int, bytes]] = []  # closed subtrees the store keeps
+        self.occurred_text = ""  # the hashed text of the last sealed entry's occurred_at
 
     def seal(self, index: int, inp: EntryInput, payload: bytes | None = None) -> SealedEntry | None:
         """Seal one input; None when it is an idempotent duplicate. ``payload`` may carry the
@@ -144,11 +145,15 @@ class Sealer:
         if inp.expected_version is not None and inp.expected_version != current:
             raise ConcurrencyError(stream=inp.stream, expected=inp.expected_version, actual=current)
         occurred = inp.occurred_at
-        if occurred is not None and occurred > self._latest_allowed:
-            raise ValidationError(
-                "occurred_at is more than 5 minutes in the future of the ledger clock",
-                field="occurred_at",
-            )
+        if occurred is None:
+            self.occurred_text = self._recorded_text
+        else:
+            if occurred > self._latest_allowed:
+                raise ValidationError(
+                    "occurred_at is more than 5 minutes in the future of the ledger clock",
+                    field="occurred_at",
+                )
+            self.occurred_text = format_time(occurred)
         compact = self._compact
         seq = compact.size
         event_id = next(self._event_ids)
@@ -159,6 +164,7 @@ class Sealer:
             event_id=event_id,
             stream_version=current + 1,
             recorded_at=self._recorded_text,
+            occurred_at=self.occurred_text,
         )
         if len(data) > MAX_ENTRY_BYTES:
             raise ValidationError(

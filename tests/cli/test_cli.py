@@ -333,7 +333,7 @@ BAD_INPUTS = {
     ),
     "payload not an object": (
         [GOOD, entry(1, payload=[1, 2])],
-        ["line 2", "field 'payload'", "dictionary"],
+        ["line 2", "field 'payload'", "JSON object"],
     ),
     "schema_version a string": (
         [GOOD, entry(1, schema_version="2")],
