@@ -4,8 +4,9 @@
    look up the batch's stream versions and idempotency keys. While the server answers, Python
    computes every payload's RFC 8785 bytes, which need no log state.
 2. ``COPY`` the entries, each written as soon as it is sealed, so the server stores one row
-   while the next is sealed; then ``COPY`` the stored Merkle subtrees.
-3. Move the head forward; the caller commits.
+   while the next is sealed.
+3. In one pipeline: insert the new stored Merkle subtrees and move the head; the caller
+   commits.
 
 Any error (a refused input, a conflict, a database error) aborts the COPY and the transaction
 rolls back whole: nothing of the batch is written.
@@ -41,7 +42,10 @@ _COPY_ENTRIES = f"COPY entries ({', '.join(SealedEntry._fields)}) FROM STDIN"
 _LINES_PER_WRITE = 64  # hand rows to the server in ~40 KiB pieces while sealing goes on
 _NULL = "\\N"
 _BYTEA = "\\\\x"  # COPY text escapes the backslash of bytea's \x prefix
-_COPY_NODES = "COPY merkle_nodes (level, idx, hash) FROM STDIN"
+_INSERT_NODES = (
+    "INSERT INTO merkle_nodes (level, idx, hash) "
+    "SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[])"
+)
 _MOVE_HEAD = (
     "UPDATE ledger_head SET size = %s, chain_head = %s, frontier = %s, root_hash = %s, "
     "updated_at = %s WHERE id = 1"
@@ -52,8 +56,8 @@ def append_postgres(
     raw: Any, inputs: Sequence[EntryInput], *, now: datetime
 ) -> tuple[list[Receipt], Head]:
     """Append ``inputs`` on the psycopg connection ``raw`` inside its open transaction."""
-    streams = " ".join(sorted({i.stream for i in inputs}))
-    keys = " ".join(sorted({i.idempotency_key for i in inputs if i.idempotency_key is not None}))
+    streams = " ".join({i.stream for i in inputs})
+    keys = " ".join({i.idempotency_key for i in inputs if i.idempotency_key is not None})
     with raw.pipeline():
         head_cursor = raw.execute(_HEAD_FOR_UPDATE)
         streams_cursor = raw.execute(_STREAM_VERSIONS, [streams])
@@ -73,24 +77,23 @@ def append_postgres(
         event_ids=iter(uuid7_batch(len(inputs), now)),
     )
     recorded_text = format_time(now)
-    with raw.cursor() as cursor:
-        with cursor.copy(_COPY_ENTRIES) as copy:
-            lines: list[str] = []
-            for index, (inp, payload) in enumerate(zip(inputs, payloads, strict=True)):
-                sealed = sealer.seal(index, inp, payload)
-                if sealed is not None:
-                    lines.append(_copy_line(sealed, sealer.occurred_text, recorded_text))
-                    if len(lines) == _LINES_PER_WRITE:
-                        copy.write("".join(lines))
-                        lines.clear()
-            copy.write("".join(lines))
-        if sealer.nodes:
-            with cursor.copy(_COPY_NODES) as copy:
-                for node in sealer.nodes:
-                    copy.write_row(node)
-        receipts, new_head = sealer.finish()
-        if new_head.size > head.size:
-            cursor.execute(
+    with raw.cursor() as cursor, cursor.copy(_COPY_ENTRIES) as copy:
+        lines: list[str] = []
+        for index, (inp, payload) in enumerate(zip(inputs, payloads, strict=True)):
+            sealed = sealer.seal(index, inp, payload)
+            if sealed is not None:
+                lines.append(_copy_line(sealed, sealer.occurred_text, recorded_text))
+                if len(lines) == _LINES_PER_WRITE:
+                    copy.write("".join(lines))
+                    lines.clear()
+        copy.write("".join(lines))
+    receipts, new_head = sealer.finish()
+    if new_head.size > head.size:
+        with raw.pipeline():  # one round trip for both
+            if sealer.nodes:
+                levels, indices, hashes = zip(*sealer.nodes, strict=True)
+                raw.execute(_INSERT_NODES, [list(levels), list(indices), list(hashes)])
+            raw.execute(
                 _MOVE_HEAD,
                 [new_head.size, new_head.chain_head, new_head.frontier, new_head.root_hash, now],
             )
