@@ -651,3 +651,16 @@ def test_tlog_proof_verifies_offline_against_the_published_vkey(filled: Env) -> 
     beyond = run("prove", "inclusion", "6", "--tlog-proof")
     assert beyond.exit_code == 1
     assert "pactledger checkpoint" in beyond.stderr
+
+
+def test_demo_runs_end_to_end_and_catches_tampering(tmp_path: Path) -> None:
+    """The README's first command: a small run proves, verifies and catches an edited payload."""
+    result = run("demo", "--out", str(tmp_path / "demo"), "--requests", "1200", "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["entries"] == 1200
+    assert figures["verify"] == "intact"
+    assert figures["tamper_detected"]["kind"] == "changed"
+    assert figures["tamper_detected"]["seq"] == 400
+    assert figures["checkpoints"] >= 1
+    assert (tmp_path / "demo" / "checkpoint.txt").read_text().startswith("demo.pactledger.example")
