@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from ledger.errors import IntegrityError, NotFoundError, ValidationError
 from ledger.integrity.checkpoint import Checkpoint, sign_checkpoint
@@ -22,13 +22,9 @@ from ledger.integrity.merkle import (
 from ledger.integrity.note import NoteSigner, NoteVerifier
 from ledger.integrity.tlog_proof import TlogProof
 from ledger.log.audit import AuditReport, audit_log, signed_roots
-from ledger.log.entry import EntryInput, Receipt, SealedEntry
+from ledger.log.entry import EntryInput, Receipt, SealedEntry, utc_now
 from ledger.log.ports import CheckpointRecord, LogStore
 from ledger.log.sequencer import Head
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -75,6 +75,11 @@ class EntryInput(BaseModel):
         return hashlib.sha256(canonical_bytes(said)).digest()
 
 
+def utc_now() -> datetime:
+    """The ledger clock's default: timezone-aware UTC now."""
+    return datetime.now(UTC)
+
+
 def format_time(moment: datetime) -> str:
     """UTC, microseconds, ``Z``: one fixed text form for every timestamp that is hashed."""
     offset = moment.utcoffset()

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from ledger.integrity.merkle import Node, resolve_nodes
-from ledger.log.entry import EntryInput, Receipt, SealedEntry
+from ledger.log.entry import EntryInput, Receipt, SealedEntry, utc_now
 from ledger.log.ids import uuid7_batch
 from ledger.log.ports import CheckpointRecord, check_seq, initial_head
 from ledger.log.sequencer import Head, KeyedEntry, plan_append
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class MemoryLogStore:

@@ -2,11 +2,12 @@
 
 An append is one transaction: take the single-writer lock (PostgreSQL: the ``ledger_head`` row
 lock, ``SELECT … FOR UPDATE``; SQLite: ``BEGIN IMMEDIATE``), read the head, the batch's stream
-versions and idempotency keys, seal the batch with :func:`~ledger.log.sequencer.plan_append`,
-bulk-write entries and Merkle nodes (PostgreSQL: ``COPY``), move the head, commit. Because
-``seq`` is assigned under the lock, commit order equals ``seq`` order. Any error rolls the
-whole batch back. Database errors become :class:`~ledger.errors.LedgerError` subclasses here, so
-callers never see SQLAlchemy exceptions.
+versions and idempotency keys, seal the inputs with the :class:`~ledger.log.sequencer.Sealer`,
+bulk-write entries and stored Merkle subtrees, move the head, commit. The PostgreSQL path
+lives in :mod:`ledger.store.postgres_append`; SQLite's is here. Because ``seq`` is assigned
+under the lock, commit order equals ``seq`` order. Any error rolls the whole batch back.
+Database errors become :class:`~ledger.errors.LedgerError` subclasses here, so callers never
+see SQLAlchemy or psycopg exceptions.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ledger.errors import (
     StoreUnavailableError,
 )
 from ledger.integrity.merkle import Node, resolve_nodes
-from ledger.log.entry import EntryInput, Receipt, SealedEntry
+from ledger.log.entry import EntryInput, Receipt, SealedEntry, utc_now
 from ledger.log.ids import uuid7_batch
 from ledger.log.ports import CheckpointRecord, check_seq, initial_head
 from ledger.log.sequencer import Head, KeyedEntry, Sealer
@@ -48,10 +49,6 @@ _IN_CHUNK = 900  # bound on bound parameters per IN list (SQLite's default limit
 _ENTRY_COLUMNS = list(SealedEntry._fields)  # also the column names, in order
 
 _ENTRY_SELECT = select(*(entries.c[name] for name in _ENTRY_COLUMNS))
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SqlLogStore:
