@@ -426,12 +426,15 @@ class CompactRange:
     def hashes(self) -> tuple[bytes, ...]:
         return tuple(self._hashes)
 
-    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
-        """Add a leaf hash; return the complete subtrees it closes, ``(level, index, hash)``."""
+    def append(self, leaf: bytes) -> Sequence[tuple[int, int, bytes]]:
+        """Add a leaf hash; return the complete subtrees it closes, ``(level, index, hash)``,
+        from level 1 up."""
         index = self.size
         self.size += 1
         hashes = self._hashes
         hashes.append(leaf)
+        if not index & 1:
+            return ()  # half of all leaves close nothing
         closed: list[tuple[int, int, bytes]] = []
         level = 0
         while (index >> level) & 1:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from hashlib import sha256
 
 from ledger.errors import (
     ConcurrencyError,
@@ -29,8 +30,8 @@ from ledger.errors import (
     LedgerError,
     ValidationError,
 )
-from ledger.integrity.chain import chain_next
-from ledger.integrity.merkle import STORED_MIN_LEVEL, CompactRange, leaf_hash
+from ledger.integrity.chain import CHAIN_PREFIX
+from ledger.integrity.merkle import LEAF_PREFIX, STORED_MIN_LEVEL, CompactRange
 from ledger.log.entry import (
     MAX_ENTRY_BYTES,
     EntryInput,
@@ -171,9 +172,9 @@ class Sealer:
                 f"entry is {len(data)} bytes canonical, over the {MAX_ENTRY_BYTES}-byte limit",
                 field="payload",
             )
-        leaf = leaf_hash(data)
+        leaf = sha256(LEAF_PREFIX + data).digest()  # merkle.leaf_hash, inlined: hot path
         prev = self._chain
-        chain = self._chain = chain_next(prev, leaf)
+        chain = self._chain = sha256(CHAIN_PREFIX + prev + leaf).digest()  # chain.chain_next
         self._versions[inp.stream] = current + 1
         closed = compact.append(leaf)
         if len(closed) >= STORED_MIN_LEVEL:
