@@ -22,7 +22,7 @@ from ledger.integrity.merkle import (
 from ledger.integrity.note import NoteSigner, NoteVerifier
 from ledger.integrity.tlog_proof import TlogProof
 from ledger.log.audit import AuditReport, audit_log, signed_roots
-from ledger.log.entry import EntryInput, Receipt, SealedEntry, utc_now
+from ledger.log.entry import EntryLike, Receipt, SealedEntry, utc_now
 from ledger.log.ports import CheckpointRecord, LogStore
 from ledger.log.sequencer import Head
 
@@ -35,7 +35,7 @@ class Ledger:
 
     # --- writing --------------------------------------------------------------------------
 
-    def append(self, inputs: Sequence[EntryInput]) -> list[Receipt]:
+    def append(self, inputs: Sequence[EntryLike]) -> list[Receipt]:
         return self.store.append(inputs)
 
     def checkpoint(self) -> CheckpointRecord:

@@ -16,9 +16,11 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple
 
+import pydantic
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator
 
 from ledger.errors import ValidationError
@@ -73,6 +75,23 @@ class EntryInput(BaseModel):
             "occurred_at": format_time(self.occurred_at) if self.occurred_at else None,
         }
         return hashlib.sha256(canonical_bytes(said)).digest()
+
+
+EntryLike = EntryInput | Mapping[str, Any]
+"""What ``append`` takes: a validated :class:`EntryInput` or the raw JSON object of one."""
+
+
+def parse_entry(data: EntryLike) -> EntryInput:
+    """Validate a raw entry object (a validated one passes through); the ValidationError names
+    the first field at fault."""
+    if isinstance(data, EntryInput):
+        return data
+    try:
+        return EntryInput.model_validate(data)
+    except pydantic.ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in error["loc"]) or None
+        raise ValidationError(error["msg"], field=field) from None
 
 
 def utc_now() -> datetime:

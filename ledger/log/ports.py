@@ -16,7 +16,7 @@ from typing import Protocol
 from ledger.errors import NotFoundError
 from ledger.integrity.chain import GENESIS_CHAIN_HASH
 from ledger.integrity.merkle import EMPTY_ROOT, Node
-from ledger.log.entry import EntryInput, Receipt, SealedEntry
+from ledger.log.entry import EntryLike, Receipt, SealedEntry
 from ledger.log.sequencer import Head
 
 
@@ -37,8 +37,10 @@ class LogStore(Protocol):
         """The log's end; raises ConfigurationError if the ledger was never initialised."""
         ...
 
-    def append(self, inputs: Sequence[EntryInput]) -> list[Receipt]:
-        """Append a batch atomically; one receipt per input, in order."""
+    def append(self, inputs: Sequence[EntryLike]) -> list[Receipt]:
+        """Append a batch atomically; one receipt per input, in order. Raw entry objects are
+        validated inside the write (a refused one aborts the batch, its error carries
+        ``.index``), so a store may overlap validation with the database's work."""
         ...
 
     def entry(self, seq: int) -> SealedEntry:

@@ -35,10 +35,12 @@ from ledger.integrity.merkle import LEAF_PREFIX, STORED_MIN_LEVEL, CompactRange
 from ledger.log.entry import (
     MAX_ENTRY_BYTES,
     EntryInput,
+    EntryLike,
     Receipt,
     SealedEntry,
     entry_bytes,
     format_time,
+    parse_entry,
     payload_bytes,
 )
 
@@ -108,12 +110,10 @@ class Sealer:
         self.nodes: list[tuple[int, int, bytes]] = []  # closed subtrees the store keeps
         self.occurred_text = ""  # the hashed text of the last sealed entry's occurred_at
 
-    def seal(self, index: int, inp: EntryInput, payload: bytes | None = None) -> SealedEntry | None:
-        """Seal one input; None when it is an idempotent duplicate. ``payload`` may carry the
-        payload's canonical bytes computed ahead (:func:`canonical_payloads`). Errors carry
-        ``.index``."""
+    def seal(self, index: int, inp: EntryInput) -> SealedEntry | None:
+        """Seal one input; None when it is an idempotent duplicate. Errors carry ``.index``."""
         try:
-            return self._seal(inp, payload_bytes(inp) if payload is None else payload)
+            return self._seal(inp, payload_bytes(inp))
         except LedgerError as exc:
             exc.index = index  # type: ignore[attr-defined]
             raise
@@ -215,7 +215,7 @@ class Sealer:
 
 def plan_append(
     head: Head,
-    inputs: Sequence[EntryInput],
+    inputs: Sequence[EntryLike],
     *,
     stream_versions: Mapping[str, int],
     keyed: Mapping[tuple[str, str], KeyedEntry],
@@ -232,7 +232,7 @@ def plan_append(
         event_ids=event_ids,
     )
     entries = []
-    for index, inp in enumerate(inputs):
+    for index, inp in enumerate(parse_entries(inputs)):
         sealed = sealer.seal(index, inp)
         if sealed is not None:
             entries.append(sealed)
@@ -255,14 +255,13 @@ def _receipt_fields(existing: KeyedEntry) -> _ReceiptFields:
     )
 
 
-def canonical_payloads(inputs: Sequence[EntryInput]) -> list[bytes]:
-    """The RFC 8785 bytes of every payload, ahead of sealing (they need no log state, so a
-    store can compute them while it waits for the database). Errors carry ``.index``."""
-    payloads = []
-    for index, inp in enumerate(inputs):
+def parse_entries(inputs: Sequence[EntryLike]) -> list[EntryInput]:
+    """Validate every raw input (validated ones pass through). Errors carry ``.index``."""
+    parsed = []
+    for index, data in enumerate(inputs):
         try:
-            payloads.append(payload_bytes(inp))
+            parsed.append(parse_entry(data))
         except LedgerError as exc:
             exc.index = index  # type: ignore[attr-defined]
             raise
-    return payloads
+    return parsed

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from ledger.integrity.merkle import Node, resolve_nodes
-from ledger.log.entry import EntryInput, Receipt, SealedEntry, utc_now
+from ledger.log.entry import EntryLike, Receipt, SealedEntry, utc_now
 from ledger.log.ids import uuid7_batch
 from ledger.log.ports import CheckpointRecord, check_seq, initial_head
 from ledger.log.sequencer import Head, KeyedEntry, plan_append
@@ -28,7 +28,7 @@ class MemoryLogStore:
     def head(self) -> Head:
         return self._head
 
-    def append(self, inputs: Sequence[EntryInput]) -> list[Receipt]:
+    def append(self, inputs: Sequence[EntryLike]) -> list[Receipt]:
         with self._lock:
             now = self._clock()
             plan = plan_append(

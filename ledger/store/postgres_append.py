@@ -2,9 +2,9 @@
 
 1. In one pipeline: lock and read the head (``SELECT … FOR UPDATE``, the single-writer lock),
    look up the batch's stream versions and idempotency keys. While the server answers, Python
-   computes every payload's RFC 8785 bytes, which need no log state.
-2. ``COPY`` the entries, each written as soon as it is sealed, so the server stores one row
-   while the next is sealed.
+   validates the inputs.
+2. ``COPY`` the entries, each written as soon as it is sealed (payload canonicalised, hashed),
+   so the server stores one row while Python prepares the next: storing is the slower side.
 3. In one pipeline: insert the new stored Merkle subtrees and move the head; the caller
    commits.
 
@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from ledger.errors import ConfigurationError
-from ledger.log.entry import EntryInput, Receipt, SealedEntry, format_time
+from ledger.log.entry import EntryInput, EntryLike, Receipt, SealedEntry, format_time
 from ledger.log.ids import uuid7_batch
-from ledger.log.sequencer import Head, KeyedEntry, Sealer, canonical_payloads
+from ledger.log.sequencer import Head, KeyedEntry, Sealer, parse_entries
 
 _HEAD_FOR_UPDATE = (
     "SELECT origin, size, chain_head, frontier, root_hash FROM ledger_head WHERE id = 1 FOR UPDATE"
@@ -53,16 +53,18 @@ _MOVE_HEAD = (
 
 
 def append_postgres(
-    raw: Any, inputs: Sequence[EntryInput], *, now: datetime
+    raw: Any, inputs: Sequence[EntryLike], *, now: datetime
 ) -> tuple[list[Receipt], Head]:
     """Append ``inputs`` on the psycopg connection ``raw`` inside its open transaction."""
-    streams = " ".join({i.stream for i in inputs})
-    keys = " ".join({i.idempotency_key for i in inputs if i.idempotency_key is not None})
+    # The lookups only need the stream names and keys, read from the raw objects: a malformed
+    # one costs a useless lookup at worst, and is refused by validation just after.
+    streams = " ".join({_text_field(i, "stream") for i in inputs} - {""})
+    keys = " ".join({_text_field(i, "idempotency_key") for i in inputs} - {""})
     with raw.pipeline():
         head_cursor = raw.execute(_HEAD_FOR_UPDATE)
         streams_cursor = raw.execute(_STREAM_VERSIONS, [streams])
         keyed_cursor = raw.execute(_KEYED, [keys]) if keys else None
-        payloads = canonical_payloads(inputs)
+        parsed = parse_entries(inputs)  # while the server answers
         row = head_cursor.fetchone()
         versions: dict[str, int] = dict(streams_cursor.fetchall())
         keyed = {} if keyed_cursor is None else _keyed_entries(keyed_cursor.fetchall())
@@ -74,20 +76,20 @@ def append_postgres(
         stream_versions=versions,
         keyed=keyed,
         recorded_at=now,
-        event_ids=iter(uuid7_batch(len(inputs), now)),
+        event_ids=iter(uuid7_batch(len(parsed), now)),
     )
     recorded_text = format_time(now)
     with raw.cursor() as cursor, cursor.copy(_COPY_ENTRIES) as copy:
         lines: list[str] = []
-        for index, (inp, payload) in enumerate(zip(inputs, payloads, strict=True)):
-            sealed = sealer.seal(index, inp, payload)
+        for index, inp in enumerate(parsed):
+            sealed = sealer.seal(index, inp)  # canonicalises the payload: the server is busy
             if sealed is not None:
                 lines.append(_copy_line(sealed, sealer.occurred_text, recorded_text))
                 if len(lines) == _LINES_PER_WRITE:
                     copy.write("".join(lines))
                     lines.clear()
         copy.write("".join(lines))
-    receipts, new_head = sealer.finish()
+        receipts, new_head = sealer.finish()  # while the server drains the last rows
     if new_head.size > head.size:
         with raw.pipeline():  # one round trip for both
             if sealer.nodes:
@@ -98,6 +100,11 @@ def append_postgres(
                 [new_head.size, new_head.chain_head, new_head.frontier, new_head.root_hash, now],
             )
     return receipts, new_head
+
+
+def _text_field(data: EntryLike, name: str) -> str:
+    value = getattr(data, name) if isinstance(data, EntryInput) else data.get(name)
+    return value if isinstance(value, str) else ""
 
 
 def _copy_line(e: SealedEntry, occurred_text: str, recorded_text: str) -> str:

@@ -36,10 +36,10 @@ from ledger.errors import (
     StoreUnavailableError,
 )
 from ledger.integrity.merkle import Node, resolve_nodes
-from ledger.log.entry import EntryInput, Receipt, SealedEntry, utc_now
+from ledger.log.entry import EntryInput, EntryLike, Receipt, SealedEntry, utc_now
 from ledger.log.ids import uuid7_batch
 from ledger.log.ports import CheckpointRecord, check_seq, initial_head
-from ledger.log.sequencer import Head, KeyedEntry, Sealer
+from ledger.log.sequencer import Head, KeyedEntry, Sealer, parse_entries
 from ledger.store.engine import WRITE_OPTION
 from ledger.store.postgres_append import append_postgres
 from ledger.store.tables import checkpoints, entries, ledger_head, merkle_nodes
@@ -105,24 +105,26 @@ class SqlLogStore:
 
     # --- append ---------------------------------------------------------------------------
 
-    def append(self, inputs: Sequence[EntryInput]) -> list[Receipt]:
+    def append(self, inputs: Sequence[EntryLike]) -> list[Receipt]:
         if not inputs:
             return []
+        if self._postgres:
+            with self._writing() as conn:
+                raw: Any = conn.connection.driver_connection
+                receipts, _ = append_postgres(raw, inputs, now=self._clock())
+                return receipts
+        parsed = parse_entries(inputs)
         with self._writing() as conn:
             now = self._clock()
-            if self._postgres:
-                raw: Any = conn.connection.driver_connection
-                receipts, _ = append_postgres(raw, inputs, now=now)
-                return receipts
             head = self._read_head(conn, lock=True)
             sealer = Sealer(
                 head,
-                stream_versions=self._stream_versions(conn, {i.stream for i in inputs}),
-                keyed=self._keyed(conn, inputs),
+                stream_versions=self._stream_versions(conn, {i.stream for i in parsed}),
+                keyed=self._keyed(conn, parsed),
                 recorded_at=now,
-                event_ids=iter(uuid7_batch(len(inputs), now)),
+                event_ids=iter(uuid7_batch(len(parsed), now)),
             )
-            self._insert_sealed(conn, sealer, inputs)
+            self._insert_sealed(conn, sealer, parsed)
             receipts, new_head = sealer.finish()
             if new_head.size > head.size:
                 conn.execute(

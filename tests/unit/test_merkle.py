@@ -100,9 +100,9 @@ def test_roots_of_published_leaves(size: int) -> None:
 def test_compact_range_closes_published_subtrees() -> None:
     compact = CompactRange()
     closed = [compact.append(leaf) for leaf in LEAVES]
-    assert closed[0] == []
-    assert closed[1] == [(1, 0, ROOTS[1])]
-    assert closed[2] == []
+    assert list(closed[0]) == []
+    assert list(closed[1]) == [(1, 0, ROOTS[1])]
+    assert list(closed[2]) == []
     assert [(level, index) for level, index, _ in closed[3]] == [(1, 1), (2, 0)]
     assert closed[3][1][2] == ROOTS[3]
     assert [(level, index) for level, index, _ in closed[7]] == [(1, 3), (2, 1), (3, 0)]
