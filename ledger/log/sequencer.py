@@ -1,9 +1,10 @@
 """Sealing a batch of inputs onto the end of the log: the one append algorithm every store runs.
 
 A store takes its single-writer lock, reads the head, the current version of each stream in the
-batch and the entries already holding the batch's idempotency keys, and calls
-:func:`plan_append`. The plan is pure and all-or-nothing: it either raises (and the store writes
-nothing) or returns every row to write. Invariants it enforces:
+batch and the entries already holding the batch's idempotency keys, then seals the inputs one by
+one with a :class:`Sealer` (streaming each sealed row to the database) or all at once with
+:func:`plan_append`. Either raises at the first refused input, and the store rolls its
+transaction back: nothing of the batch is written. Invariants enforced:
 
 * ``seq`` continues the head's size without gaps; each new entry's ``prev_hash`` is the previous
   ``chain_hash``; every complete Merkle subtree of 16 leaves or more that the batch closes is
