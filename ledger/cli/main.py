@@ -203,15 +203,28 @@ def head(as_json: JsonFlag = False) -> None:
 
 
 @app.command()
-def checkpoint() -> None:
+def checkpoint(as_json: JsonFlag = False) -> None:
     """Sign a checkpoint of the current tree and store it; print the note text exactly.
 
     The note is a C2SP signed tlog-checkpoint: publish it, or hand it to an auditor, so the log
-    can later be verified against it with `pactledger verify --against NOTE`.
+    can later be verified against it with `pactledger verify --against NOTE`. Signing again
+    at the same size returns the stored note (Ed25519 is deterministic: the same bytes).
     """
     settings = _settings()
     ledger = _run(lambda: _ledger(settings, need_signer=True))
     record = _run(ledger.checkpoint)
+    if as_json:
+        _print_json(
+            {
+                "tree_size": record.tree_size,
+                "root_hash": record.root_hash.hex(),
+                "key_name": record.key_name,
+                "key_id": record.key_id.hex(),
+                "created_at": record.created_at.isoformat(),
+                "note": record.note,
+            }
+        )
+        return
     sys.stdout.write(record.note)
 
 
