@@ -668,7 +668,7 @@ def test_demo_runs_end_to_end_and_catches_tampering(tmp_path: Path) -> None:
 
 def test_checkpoint_json_carries_the_exact_note(filled: Env) -> None:
     text = run("checkpoint").stdout
-    data = run_json("checkpoint", "--json")
+    data = run_json("checkpoint")
     assert data["note"] == text
     assert data["tree_size"] == run_json("head", "--json")["size"]
     assert data["root_hash"] == run_json("head", "--json")["root_hash"]
