@@ -256,3 +256,45 @@ def test_checkpoints_are_kept_once_per_key_and_size(store: LogStore) -> None:
 def test_errors_are_ledger_errors(store: LogStore) -> None:
     with pytest.raises(LedgerError):
         store.entry(0)
+
+
+def raw(n: int, **fields: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "type": "InferenceRouted",
+        "stream": f"request:{n}",
+        "tenant": "acme",
+        "payload": {"n": n},
+    }
+    data.update(fields)
+    return data
+
+
+def test_raw_entry_objects_are_validated_inside_the_append(store: LogStore) -> None:
+    receipts = store.append([raw(1), raw(2, occurred_at="2026-11-24T10:00:00+01:00"), entry(3)])
+    assert [r.seq for r in receipts] == [0, 1, 2]
+    assert store.entry(1).occurred_at == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert store.entry(2).entry_bytes == all_entries(store)[2].entry_bytes
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"stream": 42}, "stream"),
+        ({"stream": "request:has space"}, "stream"),
+        ({"colour": "red"}, "colour"),
+        ({"payload": ["not", "an", "object"]}, "payload"),
+        ({"occurred_at": "2026-11-24T10:00:00"}, "occurred_at"),
+        ({"idempotency_key": "k k"}, "idempotency_key"),
+    ],
+)
+def test_a_bad_raw_entry_refuses_the_whole_batch(
+    store: LogStore, bad: dict[str, Any], field: str
+) -> None:
+    store.append([raw(1)])
+    head = store.head()
+    with pytest.raises(ValidationError) as caught:
+        store.append([raw(2), raw(3, idempotency_key="fine"), raw(4, **bad)])
+    assert caught.value.field == field
+    assert getattr(caught.value, "index", None) == 2
+    assert_unchanged(store, head.size, head.root_hash)
+    assert [r.seq for r in store.append([raw(5)])] == [1]  # the store is still usable
