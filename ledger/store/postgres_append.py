@@ -33,10 +33,13 @@ _STREAM_VERSIONS = (
     "WHERE e.stream = wanted) AS version FROM unnest(string_to_array(%s, ' ')) AS wanted) AS v "
     "WHERE version IS NOT NULL"
 )
+# By (tenant, key) pairs, so the lookup probes the unique (tenant, idempotency_key) index.
 _KEYED = (
-    "SELECT tenant, idempotency_key, seq, event_id, stream, stream_version, leaf_hash, "
-    "chain_hash, request_digest FROM entries "
-    "WHERE idempotency_key = ANY(string_to_array(%s, ' '))"
+    "SELECT e.tenant, e.idempotency_key, e.seq, e.event_id, e.stream, e.stream_version, "
+    "e.leaf_hash, e.chain_hash, e.request_digest FROM entries e "
+    "JOIN unnest(string_to_array(%s, ' '), string_to_array(%s, ' ')) AS wanted(tenant, key) "
+    "ON e.tenant = wanted.tenant AND e.idempotency_key = wanted.key "
+    "WHERE e.idempotency_key IS NOT NULL"
 )
 _COPY_ENTRIES = f"COPY entries ({', '.join(SealedEntry._fields)}) FROM STDIN"
 _LINES_PER_WRITE = 64  # hand rows to the server in ~40 KiB pieces while sealing goes on
@@ -59,11 +62,16 @@ def append_postgres(
     # The lookups only need the stream names and keys, read from the raw objects: a malformed
     # one costs a useless lookup at worst, and is refused by validation just after.
     streams = " ".join({_text_field(i, "stream") for i in inputs} - {""})
-    keys = " ".join({_text_field(i, "idempotency_key") for i in inputs} - {""})
+    pairs = {(_text_field(i, "tenant"), _text_field(i, "idempotency_key")) for i in inputs}
+    pairs = {(tenant, key) for tenant, key in pairs if tenant and key}
     with raw.pipeline():
         head_cursor = raw.execute(_HEAD_FOR_UPDATE)
         streams_cursor = raw.execute(_STREAM_VERSIONS, [streams])
-        keyed_cursor = raw.execute(_KEYED, [keys]) if keys else None
+        keyed_cursor = (
+            raw.execute(_KEYED, [" ".join(t for t, _ in pairs), " ".join(k for _, k in pairs)])
+            if pairs
+            else None
+        )
         parsed = parse_entries(inputs)  # while the server answers
         row = head_cursor.fetchone()
         versions: dict[str, int] = dict(streams_cursor.fetchall())

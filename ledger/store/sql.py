@@ -197,7 +197,9 @@ class SqlLogStore:
     def _keyed(
         self, conn: Connection, inputs: Sequence[EntryInput]
     ) -> dict[tuple[str, str], KeyedEntry]:
-        keys = sorted({i.idempotency_key for i in inputs if i.idempotency_key is not None})
+        """The entries holding the batch's (tenant, idempotency key) pairs, found through the
+        unique (tenant, idempotency_key) index."""
+        keys = sorted({(i.tenant, i.idempotency_key) for i in inputs if i.idempotency_key})
         found: dict[tuple[str, str], KeyedEntry] = {}
         for chunk in _chunks(keys):
             query = select(
@@ -210,7 +212,7 @@ class SqlLogStore:
                 entries.c.leaf_hash,
                 entries.c.chain_hash,
                 entries.c.request_digest,
-            ).where(entries.c.idempotency_key.in_(chunk))
+            ).where(tuple_(entries.c.tenant, entries.c.idempotency_key).in_(chunk))
             for row in conn.execute(query):
                 found[(row.tenant, row.idempotency_key)] = KeyedEntry(
                     seq=row.seq,
