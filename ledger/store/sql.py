@@ -197,32 +197,27 @@ class SqlLogStore:
     def _keyed(
         self, conn: Connection, inputs: Sequence[EntryInput]
     ) -> dict[tuple[str, str], KeyedEntry]:
-        """The entries holding the batch's (tenant, idempotency key) pairs, found through the
-        unique (tenant, idempotency_key) index."""
-        keys = sorted({(i.tenant, i.idempotency_key) for i in inputs if i.idempotency_key})
+        """The entries holding the batch's (tenant, idempotency key) pairs: one query per
+        tenant, each a search of the unique (tenant, idempotency_key) index."""
+        keys_of: dict[str, set[str]] = {}
+        for inp in inputs:
+            if inp.idempotency_key is not None:
+                keys_of.setdefault(inp.tenant, set()).add(inp.idempotency_key)
         found: dict[tuple[str, str], KeyedEntry] = {}
-        for chunk in _chunks(keys):
-            query = select(
-                entries.c.tenant,
-                entries.c.idempotency_key,
-                entries.c.seq,
-                entries.c.event_id,
-                entries.c.stream,
-                entries.c.stream_version,
-                entries.c.leaf_hash,
-                entries.c.chain_hash,
-                entries.c.request_digest,
-            ).where(tuple_(entries.c.tenant, entries.c.idempotency_key).in_(chunk))
-            for row in conn.execute(query):
-                found[(row.tenant, row.idempotency_key)] = KeyedEntry(
-                    seq=row.seq,
-                    event_id=row.event_id,
-                    stream=row.stream,
-                    stream_version=row.stream_version,
-                    leaf_hash=row.leaf_hash,
-                    chain_hash=row.chain_hash,
-                    request_digest=row.request_digest,
-                )
+        for tenant, keys in sorted(keys_of.items()):
+            for chunk in _chunks(sorted(keys)):
+                query = select(
+                    entries.c.idempotency_key,
+                    entries.c.seq,
+                    entries.c.event_id,
+                    entries.c.stream,
+                    entries.c.stream_version,
+                    entries.c.leaf_hash,
+                    entries.c.chain_hash,
+                    entries.c.request_digest,
+                ).where(entries.c.tenant == tenant, entries.c.idempotency_key.in_(chunk))
+                for row in conn.execute(query):
+                    found[(tenant, row[0])] = KeyedEntry(*row[1:])
         return found
 
     # --- reads ----------------------------------------------------------------------------
