@@ -24,7 +24,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy import exc as sa_exc
@@ -258,12 +257,18 @@ class SqlLogStore:
             )
 
     def _stored_nodes(self, conn: Connection, nodes: Collection[Node]) -> dict[Node, bytes]:
+        """One index search per level (``level = ? AND idx IN (...)``): a row-value IN list
+        would make SQLite scan the table."""
+        by_level: dict[int, list[int]] = {}
+        for level, index in nodes:
+            by_level.setdefault(level, []).append(index)
         found: dict[Node, bytes] = {}
-        for chunk in _chunks(sorted(nodes)):
-            query = select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
-                tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(chunk)
-            )
-            found.update({(row[0], row[1]): row[2] for row in conn.execute(query)})
+        for level, indices in sorted(by_level.items()):
+            for chunk in _chunks(sorted(indices)):
+                query = select(merkle_nodes.c.idx, merkle_nodes.c.hash).where(
+                    merkle_nodes.c.level == level, merkle_nodes.c.idx.in_(chunk)
+                )
+                found.update({(level, row[0]): row[1] for row in conn.execute(query)})
         return found
 
     def _leaf_hashes(self, conn: Connection, indices: Collection[int]) -> dict[int, bytes]:
