@@ -45,9 +45,11 @@ _COPY_ENTRIES = f"COPY entries ({', '.join(SealedEntry._fields)}) FROM STDIN"
 _LINES_PER_WRITE = 64  # hand rows to the server in ~40 KiB pieces while sealing goes on
 _NULL = "\\N"
 _BYTEA = "\\\\x"  # COPY text escapes the backslash of bytea's \x prefix
+# Three space-joined text parameters: cheaper for the driver than adapting three arrays.
 _INSERT_NODES = (
-    "INSERT INTO merkle_nodes (level, idx, hash) "
-    "SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[])"
+    "INSERT INTO merkle_nodes (level, idx, hash) SELECT level::smallint, idx::bigint, "
+    "decode(hash, 'hex') FROM unnest(string_to_array(%s, ' '), string_to_array(%s, ' '), "
+    "string_to_array(%s, ' ')) AS node(level, idx, hash)"
 )
 _MOVE_HEAD = (
     "UPDATE ledger_head SET size = %s, chain_head = %s, frontier = %s, root_hash = %s, "
@@ -101,8 +103,14 @@ def append_postgres(
     if new_head.size > head.size:
         with raw.pipeline():  # one round trip for both
             if sealer.nodes:
-                levels, indices, hashes = zip(*sealer.nodes, strict=True)
-                raw.execute(_INSERT_NODES, [list(levels), list(indices), list(hashes)])
+                raw.execute(
+                    _INSERT_NODES,
+                    [
+                        " ".join(str(level) for level, _, _ in sealer.nodes),
+                        " ".join(str(index) for _, index, _ in sealer.nodes),
+                        " ".join(digest.hex() for _, _, digest in sealer.nodes),
+                    ],
+                )
             raw.execute(
                 _MOVE_HEAD,
                 [new_head.size, new_head.chain_head, new_head.frontier, new_head.root_hash, now],
