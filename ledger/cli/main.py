@@ -21,6 +21,7 @@ from rich.table import Table
 from ledger.app.keys import create_signing_key, load_signer
 from ledger.app.service import Ledger
 from ledger.errors import ConfigurationError, LedgerError, TamperedLogError
+from ledger.events import default_catalogue
 from ledger.integrity.note import NoteVerifier
 from ledger.log.audit import AuditReport
 from ledger.settings import Settings
@@ -45,9 +46,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 prove_app = typer.Typer(help="Print Merkle proofs (DESIGN §2.4 JSON) for auditors and mirrors.")
+events_app = typer.Typer(help="The governance event catalogue: types and their JSON Schemas.")
 key_app = typer.Typer(help="The checkpoint signing key.")
 app.add_typer(prove_app, name="prove")
 app.add_typer(key_app, name="key")
+app.add_typer(events_app, name="events")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -388,6 +391,36 @@ def _verify(
                 bar.update(task, completed=done) if done % 1000 == 0 or done == size else None
             ),
         )
+
+
+@events_app.command("list")
+def events_list(as_json: JsonFlag = False) -> None:
+    """List every event type with its current schema version and what it records."""
+    rows = default_catalogue().describe()
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("type", "version", "records")
+    for row in rows:
+        table.add_row(row["type"], str(row["schema_version"]), row["summary"])
+    out.print(table)
+
+
+@events_app.command("schema")
+def events_schema(
+    event_type: Annotated[str, typer.Argument(metavar="TYPE", help="e.g. InferenceRouted")],
+    version: Annotated[
+        int | None, typer.Option(help="A schema version (default: the current one).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the JSON Schema of TYPE's payload, as `append` takes it, to generate or validate
+    entries. Decimals (money, rates) are strings; times are RFC 3339 with an offset."""
+    schema = _run(lambda: default_catalogue().json_schema(event_type, version))
+    if as_json:
+        _print_json(schema)
+        return
+    out.print_json(data=schema)
 
 
 @app.command()
