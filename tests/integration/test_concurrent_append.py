@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -63,8 +64,8 @@ def test_eight_processes_append_gapless_and_the_log_verifies(postgres_url: str) 
     for writer in range(WRITERS):
         versions = [e.stream_version for e in entries if e.stream == f"writer:{writer}"]
         assert versions == list(range(1, PER_WRITER + 1))
-    writers_seen = {e.tenant for e in entries[: WRITERS * BATCH]}
-    assert len(writers_seen) > 1, "the writers never interleaved: the test proves nothing"
+    switches = sum(1 for a, b in pairwise(entries) if a.tenant != b.tenant)
+    assert switches > WRITERS - 1, "the writers ran one after another: the test proves nothing"
 
     ledger = Ledger(store=store, signer=NoteSigner(ORIGIN, Ed25519PrivateKey.generate()))
     ledger.checkpoint()
