@@ -27,7 +27,6 @@ from ledger.errors import ValidationError
 from ledger.integrity.canonical import canonical_bytes
 
 MAX_ENTRY_BYTES = 64 * 1024
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 TypeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")]
 # Identifiers are printable ASCII without quote or backslash: they need no JSON escaping, which
@@ -64,17 +63,20 @@ class EntryInput(BaseModel):
     idempotency_key: IdempotencyKey | None = None
     expected_version: Annotated[int, Field(ge=0, strict=True)] | None = None
 
-    def request_digest(self) -> bytes:
-        """SHA-256 of what the client said, so a retry can be told from a different request."""
+    def request_digest(self, payload: bytes) -> bytes:
+        """SHA-256 of what the client said, so a retry can be told from a different request.
+
+        ``payload`` is the payload's canonical bytes (:func:`payload_bytes`), which the sealer
+        has already computed: the envelope fields are hashed with them, not canonicalised again.
+        """
         said = {
             "type": self.type,
             "schema_version": self.schema_version,
             "stream": self.stream,
             "tenant": self.tenant,
-            "payload": self.payload,
             "occurred_at": format_time(self.occurred_at) if self.occurred_at else None,
         }
-        return hashlib.sha256(canonical_bytes(said)).digest()
+        return hashlib.sha256(canonical_bytes(said) + b"\n" + payload).digest()
 
 
 EntryLike = EntryInput | Mapping[str, Any]
@@ -115,10 +117,6 @@ def format_time(moment: datetime) -> str:
         moment.second,
         moment.microsecond,
     )
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
 
 
 class SealedEntry(NamedTuple):

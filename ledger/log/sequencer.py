@@ -124,7 +124,7 @@ class Sealer:
         digest = None
         if inp.idempotency_key is not None:
             key = (inp.tenant, inp.idempotency_key)
-            digest = inp.request_digest()
+            digest = inp.request_digest(payload)
             if key in self._seen:
                 first_digest, position = self._seen[key]
                 if first_digest != digest:
