@@ -131,7 +131,9 @@ def append(
 
     Each line is an object with "type", "stream" (kind:id), "tenant" and "payload" (an object),
     and optionally "occurred_at" (RFC 3339 with offset), "schema_version", "idempotency_key" and
-    "expected_version". A bad line is reported with its line number and nothing is appended.
+    "expected_version". Stream ids and idempotency keys are printable ASCII without spaces,
+    quotes or backslashes; money goes in strings ("0.0042"), never floats. A bad line is
+    reported with its line number and field, and nothing is appended.
     Retrying a file whose lines carry idempotency keys appends nothing twice.
     """
     settings = _settings()
