@@ -12,6 +12,7 @@ carry no HTTP status codes: the API maps them in one place.
     ├── ValidationError           input refused before anything is written (has .field)
     ├── ConcurrencyError          a stream's expected_version did not match
     ├── IdempotencyConflictError  an idempotency key was reused with different content
+    ├── PolicyError               a policy document is malformed, unpublished or conflicting
     ├── NotFoundError             no such entry, checkpoint or key
     ├── ConfigurationError        settings, keys or schema are missing or inconsistent
     └── StoreUnavailableError     the database cannot be reached
@@ -82,6 +83,32 @@ class IdempotencyConflictError(LedgerError):
         self.tenant = tenant
         self.key = key
         self.seq = seq
+
+
+class PolicyError(LedgerError):
+    """A policy document is refused (``file``, ``line``, ``rule`` locate it) or cannot be used
+    (never published, or a version reused with different text). A policy *denial* is not an
+    error: it is a returned ``Decision``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        rule: str | None = None,
+    ) -> None:
+        where = []
+        if file:
+            where.append(f"{file}:{line}" if line is not None else file)
+        if rule:
+            where.append(f"rule '{rule}'")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(f"{prefix}{message}")
+        self.file = file
+        self.line = line
+        self.rule = rule
+        self.reason = message
 
 
 class NotFoundError(LedgerError):

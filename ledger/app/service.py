@@ -1,17 +1,21 @@
 """The ledger's use cases over a :class:`~ledger.log.ports.LogStore` and a checkpoint signer.
 
-Guarantees: a checkpoint is signed only after the current tree is proven consistent with the
-newest checkpoint already stored, so the ledger never signs two histories; proofs are built
-from stored complete subtrees (O(log n) reads); ``verify`` streams the whole log.
+Guarantees: only admitted entries are appended (typed by the event catalogue, priced, citing
+published policies: see :mod:`ledger.app.admission`); a checkpoint is signed only after the
+current tree is proven consistent with the newest checkpoint already stored, so the ledger
+never signs two histories; proofs are built from stored complete subtrees (O(log n) reads);
+``verify`` streams the whole log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from ledger.app.admission import Admission
 from ledger.errors import IntegrityError, NotFoundError, ValidationError
+from ledger.events import Catalogue, default_catalogue
 from ledger.integrity.checkpoint import Checkpoint, sign_checkpoint
 from ledger.integrity.merkle import (
     ConsistencyProof,
@@ -32,11 +36,14 @@ class Ledger:
     store: LogStore
     signer: NoteSigner | None = None
     clock: Callable[[], datetime] = utc_now
+    catalogue: Catalogue = field(default_factory=default_catalogue)
 
     # --- writing --------------------------------------------------------------------------
 
     def append(self, inputs: Sequence[EntryLike]) -> list[Receipt]:
-        return self.store.append(inputs)
+        """Admit a batch (catalogue and domain rules, see ``admission``) and append it
+        atomically; a refused entry raises with ``.index`` and nothing is written."""
+        return self.store.append(Admission(self.store, self.catalogue, self.clock).admit(inputs))
 
     def checkpoint(self) -> CheckpointRecord:
         """Sign the current tree head, after proving it extends the newest stored checkpoint."""

@@ -26,7 +26,7 @@ from rich.table import Table
 from ledger.app.keys import create_signing_key, load_signer
 from ledger.app.service import Ledger
 from ledger.errors import TamperedLogError
-from ledger.log.entry import EntryInput
+from ledger.log.entry import EntryInput, format_time
 from ledger.store.engine import make_engine, migrate
 from ledger.store.sql import SqlLogStore
 
@@ -48,7 +48,40 @@ TENANTS = {
     "contoso-us": ["sales", "engineering"],
     "fabrikam": ["claims"],
 }
+APPLICATIONS = ["contract-review", "support-triage", "code-assist", "research-agent"]
+RATES = {  # list prices per million tokens, USD: input, output, cache read
+    "claude-opus-4-1": ("15", "75", "1.50"),
+    "claude-sonnet-4-5": ("3", "15", "0.30"),
+    "claude-haiku-4-5": ("1", "5", "0.10"),
+}
 BATCH = 500
+
+
+def price_list(effective_from: datetime) -> EntryInput:
+    """The list prices every synthetic request is costed with (region '*': one per provider)."""
+    prices = [
+        {
+            "model": model,
+            "provider": provider,
+            "input_per_million": rates[0],
+            "output_per_million": rates[1],
+            "cached_input_per_million": rates[2],
+        }
+        for model, rates in RATES.items()
+        for provider in ("azure", "aws", "gcp")
+    ]
+    return EntryInput(
+        type="PriceListPublished",
+        stream="price-list:claude-list",
+        tenant="governance",
+        idempotency_key="price-list:claude-list:v1",
+        payload={
+            "price_list_id": "claude-list",
+            "version": 1,
+            "effective_from": format_time(effective_from),
+            "prices": prices,
+        },
+    )
 
 
 def synthetic_requests(count: int, *, seed: int, start: datetime) -> list[EntryInput]:
@@ -71,13 +104,14 @@ def synthetic_requests(count: int, *, seed: int, start: datetime) -> list[EntryI
                 payload={
                     "request_id": request_id,
                     "business_unit": rng.choice(TENANTS[tenant]),
+                    "cost_center": f"cc-{rng.randint(1000, 1009)}",
+                    "application": rng.choice(APPLICATIONS),
                     "model_tier": tier,
                     "model": MODELS[tier][0],
                     "provider": provider,
                     "region": region,
                     "input_tokens": tokens_in,
                     "output_tokens": tokens_out,
-                    "cost_usd": f"{(tokens_in * 3 + tokens_out * 15) / 1_000_000:.6f}",
                 },
             )
         )
@@ -100,7 +134,7 @@ def run_demo(*, out_dir: Path, requests: int, seed: int, console: Console) -> di
     ledger = Ledger(store=store, signer=load_signer(key_path, origin))
 
     start = datetime(2026, 11, 24, tzinfo=UTC)
-    entries = synthetic_requests(requests, seed=seed, start=start)
+    entries = [price_list(start), *synthetic_requests(requests, seed=seed, start=start)]
     columns = (
         TextColumn("{task.description:<12}"),
         BarColumn(),
@@ -172,7 +206,7 @@ def _tamper_and_verify(
     with sqlite3.connect(copy_path) as raw:
         raw.execute("DROP TRIGGER entries_no_update")
         (data,) = raw.execute("SELECT entry_bytes FROM entries WHERE seq = ?", (seq,)).fetchone()
-        forged = bytes(data).replace(b'"cost_usd":"', b'"cost_usd":"0', 1)
+        forged = bytes(data).replace(b'"cost":"', b'"cost":"0', 1)
         raw.execute("UPDATE entries SET entry_bytes = ? WHERE seq = ?", (forged, seq))
     engine = make_engine(f"sqlite:///{copy_path}")
     ledger = Ledger(store=SqlLogStore(engine), signer=load_signer(key_path, origin))

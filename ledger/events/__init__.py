@@ -43,8 +43,19 @@ def default_catalogue() -> Catalogue:
 
 __all__ = [
     "EVENT_MODELS",
+    "BenchmarkRecorded",
     "Catalogue",
     "Event",
+    "InferenceRouted",
+    "PolicyPublished",
+    "PriceListPublished",
+    "ResidencyDecided",
+    "SigningKeyRotated",
+    "SubjectErased",
+    "TrancheContracted",
+    "TrancheCreditAssessed",
+    "TrancheDelayed",
+    "TrancheDelivered",
+    "TrancheRetired",
     "default_catalogue",
-    *(m.__name__ for m in EVENT_MODELS),
 ]

@@ -19,12 +19,16 @@ DataClass = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Region = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
 
 
+PolicyKind = Literal["regions", "residency", "routing"]
+
+
 class PolicyPublished(Event):
     TYPE = "PolicyPublished"
     SUMMARY = "A policy version with its full text, so every decision can be re-checked later."
 
     policy_id: Identifier
     version: Annotated[int, Field(ge=1)]
+    kind: PolicyKind
     text: Annotated[str, Field(min_length=1, max_length=48_000)]
     digest: Sha256Hex
     effective_from: UtcTime | None = None
@@ -38,6 +42,14 @@ class PolicyPublished(Event):
         return self
 
 
+class PolicyCitation(Part):
+    """One policy document a decision was made with: id, version and text digest."""
+
+    policy_id: Identifier
+    version: Annotated[int, Field(ge=1)]
+    digest: Sha256Hex
+
+
 class ResidencyDecided(Event):
     TYPE = "ResidencyDecided"
     SUMMARY = "A data-residency decision, with the exact policy version that made it."
@@ -45,17 +57,15 @@ class ResidencyDecided(Event):
     decision_id: Identifier
     request_id: Identifier
     data_classes: Annotated[list[DataClass], Field(max_length=32)]
-    candidate_provider: Provider
+    candidate_provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]  # any asked for
     candidate_region: Region
     outcome: Outcome
     chosen_provider: Provider | None = None
     chosen_region: Region | None = None
     matched_rules: Annotated[list[Identifier], Field(max_length=64)]
     reasons: Annotated[list[Label], Field(max_length=64)]
-    policy_id: Identifier
-    policy_version: Annotated[int, Field(ge=1)]
-    policy_digest: Sha256Hex
-    transfer_basis: TransferBasis | None = None
+    policies: Annotated[list[PolicyCitation], Field(min_length=1, max_length=64)]
+    transfer_basis: TransferBasis = "none"
     model_tier: ModelTier | None = None
 
     @model_validator(mode="after")
@@ -85,12 +95,18 @@ class InferenceRouted(Event):
     tranche_id: Identifier | None = None
     decision_id: Identifier | None = None
     route_reason: Label | None = None
-    input_tokens: NonNegativeInt
+    input_tokens: Annotated[
+        NonNegativeInt, Field(description="Uncached input tokens, billed at the input rate")
+    ]
     output_tokens: NonNegativeInt
-    cached_tokens: NonNegativeInt = 0
+    cached_tokens: Annotated[
+        NonNegativeInt, Field(description="Cache-read input tokens, billed at the cached rate")
+    ] = 0
     time_to_first_token_ms: NonNegativeInt | None = None
     latency_ms: NonNegativeInt | None = None
     status: Literal["ok", "error", "timeout", "refused"] = "ok"
+    # Filled in by the ledger from the price list in force at occurred_at; a client may send
+    # them, and then they must equal what the ledger computes.
     price_list_id: Identifier | None = None
     price_list_version: Annotated[int, Field(ge=1)] | None = None
     cost: Money | None = None
@@ -118,4 +134,4 @@ class PriceListPublished(Event):
     version: Annotated[int, Field(ge=1)]
     effective_from: UtcTime
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
-    prices: Annotated[list[ModelPrice], Field(min_length=1, max_length=2000)]
+    prices: Annotated[list[ModelPrice], Field(min_length=1, max_length=300)]  # fits 64 KiB

@@ -52,8 +52,18 @@ Money = Annotated[DecimalText, Field(description="An amount in the event's curre
 
 NonNegativeDecimal = Annotated[DecimalText, Field(ge=0)]
 
+
+def _time_text(value: Any) -> Any:
+    if isinstance(value, (bool, int, float)):
+        raise ValueError(
+            'times travel as RFC 3339 text with an offset, e.g. "2026-11-25T09:30:00Z"'
+        )
+    return value
+
+
 UtcTime = Annotated[
     AwareDatetime,
+    BeforeValidator(_time_text),
     PlainSerializer(format_time, return_type=str),
 ]
 """A timezone-aware instant, dumped as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""

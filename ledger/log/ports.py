@@ -51,6 +51,11 @@ class LogStore(Protocol):
         """Every stored entry from ``start`` in ``seq`` order, read in batches (bounded memory)."""
         ...
 
+    def entries_in_streams(self, prefix: str) -> list[SealedEntry]:
+        """Every entry whose stream name starts with ``prefix``, in ``seq`` order (an index
+        range scan: meant for the small governance streams such as ``policy:``)."""
+        ...
+
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
         """Complete-subtree hashes: level 0 is the leaf hash of entry ``index``; levels below
         merkle.STORED_MIN_LEVEL are recomputed from leaves, the others are read as stored."""

@@ -248,6 +248,20 @@ class SqlLogStore:
                 yield _entry_of(row)
             position = rows[-1].seq + 1
 
+    def entries_in_streams(self, prefix: str) -> list[SealedEntry]:
+        if not prefix:
+            raise ValueError("a stream prefix is required")
+        # A range on the (stream, stream_version) unique index: [prefix, prefix with its last
+        # character incremented). Identifiers compare bytewise on both databases.
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        with self._reading() as conn:
+            rows = conn.execute(
+                _ENTRY_SELECT.where(entries.c.stream >= prefix, entries.c.stream < upper).order_by(
+                    entries.c.seq
+                )
+            ).all()
+        return [_entry_of(row) for row in rows]
+
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
         with self._reading() as conn:
             return resolve_nodes(

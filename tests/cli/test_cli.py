@@ -73,15 +73,41 @@ def head_size() -> int:
     return size
 
 
+def delay(n: int, **changes: Any) -> dict[str, Any]:
+    """A TrancheDelayed payload: a catalogued event that needs nothing published first."""
+    payload: dict[str, Any] = {
+        "tranche_id": "gb300-fra-1",
+        "milestone": f"m{n}",
+        "original_due": "2026-12-01T00:00:00Z",
+        "new_due": "2027-01-15T00:00:00Z",
+        "reason": f"slip {n}",
+    }
+    payload.update(changes)
+    return payload
+
+
 def entry(n: int, **extra: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "type": "inference.completed",
+        "type": "TrancheDelayed",
         "stream": "model:a",
         "tenant": "acme",
-        "payload": {"n": n},
+        "payload": delay(n),
     }
     data.update(extra)
     return data
+
+
+def oversized_price_list() -> dict[str, Any]:
+    """A catalogue-valid price list whose canonical entry exceeds 64 KiB."""
+    line = {"provider": "aws", "input_per_million": "3", "output_per_million": "15"}
+    prices = [{"model": f"m-{i:03d}-" + "x" * 190, **line} for i in range(300)]
+    payload = {"price_list_id": "big", "version": 1, "effective_from": "2026-01-01T00:00:00Z"}
+    return {
+        "type": "PriceListPublished",
+        "stream": "price-list:big",
+        "tenant": "governance",
+        "payload": {**payload, "prices": prices},
+    }
 
 
 def write_lines(path: Path, lines: Sequence[dict[str, Any] | str]) -> Path:
@@ -120,9 +146,9 @@ def filled(ready: Env) -> Env:
     """Seven entries on two streams, some keyed, one with non-ASCII text, one checkpoint at 5."""
     lines = [
         entry(0, idempotency_key="req-0"),
-        entry(1, payload={"text": "café ☕ 𝄞", "nested": {"b": 1, "a": [1.5, None, True]}}),
+        entry(1, payload=delay(1, reason="café ☕ 𝄞")),
         entry(2, stream="model:b", occurred_at="2026-01-02T03:04:05.678+02:00"),
-        entry(3, schema_version=2),
+        entry(3, schema_version=1),
         entry(4, idempotency_key="req-4"),
     ]
     assert run("append", str(write_lines(ready.tmp / "first.jsonl", lines))).exit_code == 0
@@ -344,15 +370,74 @@ BAD_INPUTS = {
         ["line 2", "field 'stream'"],
     ),
     "integer beyond 2**53": (
-        [GOOD, entry(1, payload={"big": 2**53})],
-        ["line 2", "field 'payload.big'", "2**53"],
+        [
+            GOOD,
+            entry(
+                1,
+                type="TrancheRetired",
+                payload={
+                    "tranche_id": "t",
+                    "racks_retired": 2**53,
+                    "retired_at": "2026-11-01T00:00:00Z",
+                },
+            ),
+        ],
+        ["line 2", "field 'payload.racks_retired'", "2**53"],
+    ),
+    "unknown event type": (
+        [GOOD, entry(1, type="InferenceCompleted")],
+        ["line 2", "field 'type'", "unknown event type 'InferenceCompleted'", "TrancheDelayed"],
+    ),
+    "unknown schema version": (
+        [GOOD, entry(1, schema_version=7)],
+        ["line 2", "field 'schema_version'", "no schema version 7"],
+    ),
+    "payload field missing": (
+        [GOOD, entry(1, payload={k: v for k, v in delay(1).items() if k != "milestone"})],
+        ["line 2", "field 'payload.milestone'", "Field required"],
+    ),
+    "payload field of the wrong type": (
+        [GOOD, entry(1, payload=delay(1, new_due=1767225600))],
+        ["line 2", "field 'payload.new_due'", "RFC 3339"],
+    ),
+    "payload field unknown": (
+        [GOOD, entry(1, payload=delay(1, colour="red"))],
+        ["line 2", "field 'payload.colour'", "Extra inputs are not permitted"],
+    ),
+    "naive datetime in the payload": (
+        [GOOD, entry(1, payload=delay(1, new_due="2027-01-15T00:00:00"))],
+        ["line 2", "field 'payload.new_due'", "timezone"],
+    ),
+    "money as a float": (
+        [
+            GOOD,
+            entry(
+                1,
+                type="PriceListPublished",
+                stream="price-list:p",
+                payload={
+                    "price_list_id": "p",
+                    "version": 1,
+                    "effective_from": "2026-01-01T00:00:00Z",
+                    "prices": [
+                        {
+                            "model": "claude-haiku-4-5",
+                            "provider": "aws",
+                            "input_per_million": 0.8,
+                            "output_per_million": "4",
+                        }
+                    ],
+                },
+            ),
+        ],
+        ["line 2", "field 'payload.prices.0.input_per_million'", "never floats"],
     ),
     "occurred_at far in the future": (
         [GOOD, entry(1, occurred_at="2999-01-01T00:00:00Z")],
         ["line 2", "field 'occurred_at'", "future"],
     ),
     "entry over 64 KiB": (
-        [GOOD, entry(1, payload={"blob": "x" * (64 * 1024)})],
+        [GOOD, oversized_price_list()],
         ["line 2", "field 'payload'", "65536-byte limit"],
     ),
     "expected_version mismatch": (
@@ -360,7 +445,7 @@ BAD_INPUTS = {
         ["line 2", "stream 'model:a'", "expected version 1", "at version 4"],
     ),
     "idempotency key reused with different content": (
-        [GOOD, entry(1, idempotency_key="seed-0", payload={"n": "other"})],
+        [GOOD, entry(1, idempotency_key="seed-0", payload=delay(0, reason="other"))],
         ["line 2", "idempotency key 'seed-0'", "different content", "seq 0"],
     ),
     "idempotency key reused within the file": (
@@ -658,7 +743,7 @@ def test_demo_runs_end_to_end_and_catches_tampering(tmp_path: Path) -> None:
     result = run("demo", "--out", str(tmp_path / "demo"), "--requests", "1200", "--json")
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
-    assert figures["entries"] == 1200
+    assert figures["entries"] == 1 + 1200  # the price list, then the requests it prices
     assert figures["verify"] == "intact"
     assert figures["tamper_detected"]["kind"] == "changed"
     assert figures["tamper_detected"]["seq"] == 400

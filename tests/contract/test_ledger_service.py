@@ -13,7 +13,7 @@ from ledger.integrity.note import NoteSigner
 from ledger.log.ports import LogStore
 from ledger.store.memory import MemoryLogStore
 from tests.conftest import ORIGIN
-from tests.contract.test_log_store import entry
+from tests.domain import delivered as entry
 
 
 @pytest.fixture

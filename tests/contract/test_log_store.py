@@ -232,6 +232,14 @@ def test_iter_entries_from_a_position(store: LogStore) -> None:
     assert [e.seq for e in store.iter_entries(start=5, batch_size=3)] == list(range(5, 12))
 
 
+def test_entries_in_streams_selects_by_prefix_in_seq_order(store: LogStore) -> None:
+    names = ["policy:b", "request:1", "policy:a", "policy-x:1", "polic:y", "policy:a", "policyx:1"]
+    store.append([entry(i, stream=name) for i, name in enumerate(names)])
+    found = store.entries_in_streams("policy:")
+    assert [(e.seq, e.stream) for e in found] == [(0, "policy:b"), (2, "policy:a"), (5, "policy:a")]
+    assert store.entries_in_streams("audit:") == []
+
+
 def test_only_subtrees_of_16_leaves_or_more_are_stored(store: LogStore) -> None:
     store.append([entry(i) for i in range(64)])
     assert sorted(store.nodes_in(4, 0, 9)) == [0, 1, 2, 3]

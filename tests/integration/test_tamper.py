@@ -114,10 +114,16 @@ def _inputs(start: int, count: int) -> list[EntryInput]:
     result = []
     for n in range(start, start + count):
         data: dict[str, Any] = {
-            "type": "inference.completed",
-            "stream": f"model:m-{n % 4}",
+            "type": "TrancheDelayed",
+            "stream": f"tranche:t-{n % 4}",
             "tenant": f"tenant-{n % 3}",
-            "payload": {"n": n, "tokens": n * 7, "note": f"event {n}"},
+            "payload": {
+                "tranche_id": f"t-{n % 4}",
+                "milestone": f"m{n}",
+                "original_due": "2026-12-01T00:00:00.000000Z",
+                "new_due": "2027-01-15T00:00:00.000000Z",
+                "reason": f"event {n}",
+            },
         }
         if n % 5 == 0:
             data["idempotency_key"] = f"req-{n}"

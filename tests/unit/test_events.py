@@ -15,12 +15,13 @@ from ledger.cli.main import app
 from ledger.errors import ValidationError
 from ledger.events import EVENT_MODELS, Catalogue, Event, InferenceRouted, default_catalogue
 
-POLICY_TEXT = "id: eu-boundary\nversion: 3\nrules: []\n"
+POLICY_TEXT = "kind: residency\nid: eu-boundary\nversion: 3\nrules: []\n"
 
 GOOD: dict[str, dict[str, Any]] = {
     "PolicyPublished": {
         "policy_id": "eu-boundary",
         "version": 3,
+        "kind": "residency",
         "text": POLICY_TEXT,
         "digest": hashlib.sha256(POLICY_TEXT.encode()).hexdigest(),
     },
@@ -35,9 +36,7 @@ GOOD: dict[str, dict[str, Any]] = {
         "chosen_region": "eu-central-1",
         "matched_rules": ["eu-personal-stays-in-eu"],
         "reasons": ["EU personal data must be processed in the EU/EEA"],
-        "policy_id": "eu-boundary",
-        "policy_version": 3,
-        "policy_digest": "a" * 64,
+        "policies": [{"policy_id": "eu-boundary", "version": 3, "digest": "a" * 64}],
     },
     "InferenceRouted": {
         "request_id": "req-1",

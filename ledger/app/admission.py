@@ -1,0 +1,133 @@
+"""Admission: the domain rules an entry must meet before the log takes it.
+
+Guarantees, checked for every entry of a batch before anything is written (a refusal names
+the field, carries ``.index``, and the batch appends nothing):
+
+* the payload is a valid payload of a catalogued (type, schema_version) — unknown types,
+  missing fields, wrong types, naive datetimes and floats where money goes are refused — and
+  it is stored in the model's one dumped form (decimals and times as fixed text);
+* ``PolicyPublished`` goes on stream ``policy:<policy_id>``; its text parses as a policy
+  document of that id, version and kind, and a version is never re-published with other text;
+* ``PriceListPublished`` goes on stream ``price-list:<price_list_id>``, one content per version;
+* ``ResidencyDecided`` cites only policy versions published with exactly that text;
+* ``InferenceRouted`` gets its cost, currency and price list version from the price list in
+  force at ``occurred_at`` (admission time when absent); values a client sent must agree.
+
+Entries earlier in the same batch count: a batch may publish a price list and then use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ledger.app.published import (
+    POLICY_STREAM,
+    PRICE_LIST_STREAM,
+    PolicyRegistry,
+    PriceLists,
+    read_policies,
+    read_price_lists,
+)
+from ledger.errors import LedgerError, PolicyError, ValidationError
+from ledger.events import (
+    Catalogue,
+    Event,
+    InferenceRouted,
+    PolicyPublished,
+    PriceListPublished,
+    ResidencyDecided,
+)
+from ledger.log.entry import EntryInput, EntryLike
+from ledger.log.ports import LogStore
+from ledger.log.sequencer import parse_entries
+from ledger.policy import parse_document
+
+
+@dataclass
+class Admission:
+    store: LogStore
+    catalogue: Catalogue
+    clock: Callable[[], datetime]
+    _policies: PolicyRegistry | None = None
+    _prices: PriceLists | None = None
+
+    def admit(self, inputs: Sequence[EntryLike]) -> list[EntryInput]:
+        """Validate a batch against the catalogue and the domain rules; the entries to append."""
+        entries = parse_entries(inputs)
+        admitted = []
+        for index, entry in enumerate(entries):
+            try:
+                admitted.append(self._admit(entry))
+            except LedgerError as exc:
+                exc.index = index  # type: ignore[attr-defined]
+                raise
+        return admitted
+
+    def _admit(self, entry: EntryInput) -> EntryInput:
+        event = self.catalogue.validate(entry.type, entry.schema_version, entry.payload)
+        if isinstance(event, InferenceRouted):
+            event = self.prices.book.price(event, entry.occurred_at or self.clock())
+        elif isinstance(event, ResidencyDecided):
+            self._check_citations(event)
+        elif isinstance(event, PolicyPublished):
+            _require_stream(entry, POLICY_STREAM + event.policy_id)
+            _check_policy_text(event)
+            self.policies.add(event, None)
+        elif isinstance(event, PriceListPublished):
+            _require_stream(entry, PRICE_LIST_STREAM + event.price_list_id)
+            self.prices.add(event)
+        return _with_payload(entry, event)
+
+    @property
+    def policies(self) -> PolicyRegistry:
+        if self._policies is None:
+            self._policies = read_policies(self.store, self.catalogue)
+        return self._policies
+
+    @property
+    def prices(self) -> PriceLists:
+        if self._prices is None:
+            self._prices = read_price_lists(self.store, self.catalogue)
+        return self._prices
+
+    def _check_citations(self, event: ResidencyDecided) -> None:
+        for index, citation in enumerate(event.policies):
+            if not self.policies.is_published(citation):
+                raise ValidationError(
+                    f"cites policy {citation.policy_id} v{citation.version} "
+                    f"(digest {citation.digest[:12]}…), which was never published with that text; "
+                    "run `pactledger policy publish` first",
+                    field=f"payload.policies.{index}",
+                )
+
+
+def _with_payload(entry: EntryInput, event: Event) -> EntryInput:
+    payload = event.payload()
+    return entry if payload == entry.payload else entry.model_copy(update={"payload": payload})
+
+
+def _require_stream(entry: EntryInput, stream: str) -> None:
+    if entry.stream != stream:
+        raise ValidationError(
+            f"a {entry.type} entry goes on stream '{stream}', not '{entry.stream}'",
+            field="stream",
+        )
+
+
+def _check_policy_text(event: PolicyPublished) -> None:
+    try:
+        document = parse_document(event.text, file=f"{event.policy_id} v{event.version}")
+    except PolicyError as exc:
+        raise ValidationError(
+            f"is not a valid policy document: {exc}", field="payload.text"
+        ) from None
+    said = (event.policy_id, event.version, event.kind)
+    written = (document.document.id, document.document.version, document.document.kind)
+    if said != written:
+        raise ValidationError(
+            f"the text is {written[2]} policy {written[0]} v{written[1]}, but the entry says "
+            f"{said[2]} policy {said[0]} v{said[1]}",
+            field="payload.text",
+        )
