@@ -29,8 +29,9 @@ test: lint  ## lint, then the whole test suite (PostgreSQL tests skip unless CI=
 unit: $(STAMP)  ## the pure core only: no database needed
 	$(BIN)/python -m pytest tests/unit tests/property -q
 
-bench: $(STAMP)  ## ingest throughput: SQLite, PostgreSQL and the plain COPY floor
-	$(BIN)/python benchmarks/ingest.py
+bench: $(STAMP)  ## ingest throughput (vs a plain COPY floor) and residency decisions per second
+	$(BIN)/python -m benchmarks.ingest
+	$(BIN)/python -m benchmarks.decisions
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache .hypothesis

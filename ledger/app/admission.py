@@ -105,7 +105,7 @@ class Admission:
 
 def _with_payload(entry: EntryInput, event: Event) -> EntryInput:
     payload = event.payload()
-    return entry if payload == entry.payload else entry.model_copy(update={"payload": payload})
+    return entry if payload == entry.payload else entry.rewritten(payload)
 
 
 def _require_stream(entry: EntryInput, stream: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from ledger.app.published import PolicyRegistry, read_event, read_policies
@@ -70,7 +71,7 @@ def publish_policies(ledger: Ledger, policy_set: PolicySet) -> list[PublishedDoc
             kind=source.document.kind,
             ref=source.ref,
             status="published" if source.ref in seqs else "already-published",
-            seq=seqs.get(source.ref, registry.versions[_key(source.ref)].seq),
+            seq=seqs[source.ref] if source.ref in seqs else registry.versions[_key(source.ref)].seq,
         )
         for source in policy_set.sources
     ]
@@ -113,8 +114,22 @@ def decide(
     if not record:
         return RecordedDecision(decision, decision_id, request_id, None)
     read_policies(ledger.store, ledger.catalogue).require_published(decision.policies)
-    # Built through the catalogue, so odd facts (a malformed region name, an unknown transfer
-    # basis) are refused as a ValidationError naming the field, like any other payload.
+    entry = decision_entry(facts, decision, request_id=request_id, decision_id=decision_id)
+    (receipt,) = ledger.append([entry])
+    return RecordedDecision(decision, decision_id, request_id, receipt)
+
+
+def decision_entry(
+    facts: Facts,
+    decision: Decision,
+    *,
+    request_id: str,
+    decision_id: str,
+    occurred_at: datetime | str | None = None,
+) -> dict[str, Any]:
+    """The ``ResidencyDecided`` entry of a decision, as ``Ledger.append`` takes it: on the
+    request's stream, keyed by the decision id. Admission validates it like any other entry,
+    so odd facts (a malformed region name) are refused with the field named."""
     payload = {
         "decision_id": decision_id,
         "request_id": request_id,
@@ -133,16 +148,16 @@ def decide(
         "transfer_basis": facts.transfer_basis,
         "model_tier": facts.model_tier,
     }
-    event = ledger.catalogue.validate(ResidencyDecided.TYPE, ResidencyDecided.VERSION, payload)
-    entry = EntryInput(
-        type=ResidencyDecided.TYPE,
-        stream=f"request:{request_id}",
-        tenant=facts.tenant,
-        idempotency_key=f"decision:{decision_id}",
-        payload=event.payload(),
-    )
-    (receipt,) = ledger.append([entry])
-    return RecordedDecision(decision, decision_id, request_id, receipt)
+    entry: dict[str, Any] = {
+        "type": ResidencyDecided.TYPE,
+        "stream": f"request:{request_id}",
+        "tenant": facts.tenant,
+        "idempotency_key": f"decision:{decision_id}",
+        "payload": {name: value for name, value in payload.items() if value is not None},
+    }
+    if occurred_at is not None:
+        entry["occurred_at"] = occurred_at
+    return entry
 
 
 # --- replay ---------------------------------------------------------------------------------

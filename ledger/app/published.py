@@ -84,7 +84,8 @@ class PolicyRegistry:
                 )
                 raise PolicyError(
                     f"policy {ref.policy_id} v{ref.version} (digest {ref.digest[:12]}…) was never "
-                    f"published{detail}: run `pactledger policy publish` first"
+                    f"published{detail}: run `pactledger policy publish` on the policy directory "
+                    "you decide with first"
                 )
 
     def text_of(self, ref: PolicyRef | PolicyCitation) -> str | None:

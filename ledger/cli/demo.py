@@ -4,7 +4,8 @@ It builds a fresh ledger in ``--out``, appends a deterministic stream of routed-
 entries (seeded), signs checkpoints as it goes, proves one request's inclusion and the log's
 consistency between two checkpoints, verifies the whole log, then shows that a change made
 behind the ledger's back, directly in a copy of the database, is caught and located.
-The full governance scenario arrives with the domain issues; this run exercises the log itself.
+The full governance scenario (issue 8) grows from this: policies are published, every request
+is decided and recorded before it is routed and priced, and the decisions are replayed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import random
 import shutil
 import sqlite3
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,30 +25,29 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ledger.app.governance import decision_entry, publish_policies, replay_decisions
 from ledger.app.keys import create_signing_key, load_signer
 from ledger.app.service import Ledger
 from ledger.errors import TamperedLogError
-from ledger.log.entry import EntryInput, format_time
+from ledger.log.entry import EntryInput, EntryLike, format_time
+from ledger.policy import Facts, PolicySet, load_policy_set
 from ledger.store.engine import make_engine, migrate
 from ledger.store.sql import SqlLogStore
 
-MODELS = {
-    "opus": ["claude-opus-4-1"],
-    "sonnet": ["claude-sonnet-4-5"],
-    "haiku": ["claude-haiku-4-5"],
-}
+MODELS = {"opus": "claude-opus-4-1", "sonnet": "claude-sonnet-4-5", "haiku": "claude-haiku-4-5"}
 PLACEMENTS = [
     ("azure", "swedencentral"),
     ("azure", "eastus2"),
     ("aws", "eu-central-1"),
     ("aws", "us-east-1"),
-    ("gcp", "europe-west4"),
-    ("gcp", "us-central1"),
+    ("gcp", "europe-west1"),
+    ("gcp", "us-east5"),
 ]
-TENANTS = {
-    "contoso-eu": ["research", "support"],
-    "contoso-us": ["sales", "engineering"],
-    "fabrikam": ["claims"],
+TENANTS = {  # tenant: (business units, data classes of its requests, weight)
+    "contoso-eu": (["research", "support"], ("eu_personal",), 5),
+    "contoso-us": (["sales", "engineering"], ("internal",), 4),
+    "fabrikam": (["claims"], ("public",), 2),
+    "us-federal": (["benefits"], ("government",), 1),
 }
 APPLICATIONS = ["contract-review", "support-triage", "code-assist", "research-agent"]
 RATES = {  # list prices per million tokens, USD: input, output, cache read
@@ -84,38 +85,64 @@ def price_list(effective_from: datetime) -> EntryInput:
     )
 
 
-def synthetic_requests(count: int, *, seed: int, start: datetime) -> list[EntryInput]:
-    """Deterministic routed-inference entries spread over one day."""
+def synthetic_requests(
+    count: int, *, seed: int, start: datetime, policy_set: PolicySet
+) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Deterministic requests spread over one day: each one's residency decision, then (unless
+    denied) its routed inference where the decision placed it. Returns entries and outcomes."""
     rng = random.Random(seed)
-    entries = []
+    tenants = sorted(TENANTS)
+    weights = [TENANTS[t][2] for t in tenants]
+    entries: list[dict[str, Any]] = []
+    outcomes: Counter[str] = Counter()
     for n in range(count):
-        tenant = rng.choice(sorted(TENANTS))
+        tenant = rng.choices(tenants, weights)[0]
+        units, data_classes, _ = TENANTS[tenant]
         tier = rng.choices(["opus", "sonnet", "haiku"], weights=[1, 4, 6])[0]
-        provider, region = rng.choice(PLACEMENTS)
-        tokens_in, tokens_out = rng.randint(200, 12000), rng.randint(50, 2000)
+        provider, region = (
+            ("aws", "us-gov-west-1")
+            if tenant == "us-federal" and rng.random() < 0.9
+            else rng.choice(PLACEMENTS)
+        )
         request_id = f"{seed:04d}-{n:07d}"
+        at = format_time(start + timedelta(seconds=86400 * n / max(count, 1)))
+        facts = Facts(tenant, data_classes, provider, region, tier)
+        decision = policy_set.decide(facts)
+        outcomes[decision.outcome] += 1
         entries.append(
-            EntryInput(
-                type="InferenceRouted",
-                stream=f"request:{request_id}",
-                tenant=tenant,
-                occurred_at=start + timedelta(seconds=86400 * n / max(count, 1)),
-                idempotency_key=f"route-{request_id}",
-                payload={
+            decision_entry(
+                facts, decision, request_id=request_id, decision_id=f"dec-{request_id}",
+                occurred_at=at,
+            )
+        )  # fmt: skip
+        if decision.outcome == "deny":
+            continue
+        tokens_in, tokens_out = rng.randint(200, 12000), rng.randint(50, 2000)
+        entries.append(
+            {
+                "type": "InferenceRouted",
+                "stream": f"request:{request_id}",
+                "tenant": tenant,
+                "occurred_at": at,
+                "idempotency_key": f"route-{request_id}",
+                "payload": {
                     "request_id": request_id,
-                    "business_unit": rng.choice(TENANTS[tenant]),
+                    "business_unit": rng.choice(units),
                     "cost_center": f"cc-{rng.randint(1000, 1009)}",
                     "application": rng.choice(APPLICATIONS),
                     "model_tier": tier,
-                    "model": MODELS[tier][0],
-                    "provider": provider,
-                    "region": region,
+                    "model": MODELS[tier],
+                    "provider": decision.chosen_provider,
+                    "region": decision.chosen_region,
+                    "decision_id": f"dec-{request_id}",
+                    "route_reason": decision.reasons[-1][:200],
                     "input_tokens": tokens_in,
+                    "cached_tokens": rng.choice([0, 0, tokens_in // 2]),
                     "output_tokens": tokens_out,
                 },
-            )
+            }
         )
-    return entries
+    return entries, outcomes
 
 
 def run_demo(*, out_dir: Path, requests: int, seed: int, console: Console) -> dict[str, Any]:
@@ -134,7 +161,12 @@ def run_demo(*, out_dir: Path, requests: int, seed: int, console: Console) -> di
     ledger = Ledger(store=store, signer=load_signer(key_path, origin))
 
     start = datetime(2026, 11, 24, tzinfo=UTC)
-    entries = [price_list(start), *synthetic_requests(requests, seed=seed, start=start)]
+    policy_set = load_policy_set()
+    published = publish_policies(ledger, policy_set)
+    requested, outcomes = synthetic_requests(
+        requests, seed=seed, start=start, policy_set=policy_set
+    )
+    entries: list[EntryLike] = [price_list(start), *requested]
     columns = (
         TextColumn("{task.description:<12}"),
         BarColumn(),
@@ -170,14 +202,28 @@ def run_demo(*, out_dir: Path, requests: int, seed: int, console: Console) -> di
         task = bar.add_task("verifying", total=final.tree_size)
         report = ledger.verify(progress=lambda done: bar.update(task, completed=done))
     verify_seconds = time.perf_counter() - began
+    replay = replay_decisions(ledger)
     engine.dispose()
 
-    tampered_seq = len(entries) // 3
+    # The first routed inference after a third of the log: its cost is what gets edited.
+    third = next(
+        i
+        for i in range(len(requested) // 3, len(requested))
+        if requested[i]["type"] == "InferenceRouted"
+    )
+    tampered_seq = len(published) + 1 + third  # after the policies and the price list
     caught = _tamper_and_verify(db_path, out_dir / "tampered.db", key_path, origin, tampered_seq)
 
     figures = {
         "out_dir": str(out_dir),
         "entries": report.size,
+        "policies_published": len(published),
+        "decisions": {
+            "recorded": replay.decisions,
+            "outcomes": dict(sorted(outcomes.items())),
+            "replayed_identically": replay.decisions - len(replay.discrepancies),
+        },
+        "routed_inferences": outcomes["allow"] + outcomes["reroute"],
         "root_hash": report.root_hash.hex(),
         "checkpoints": len(checkpoints),
         "append_per_second": round(len(entries) / append_seconds),
@@ -224,6 +270,18 @@ def _print_report(console: Console, figures: dict[str, Any]) -> None:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     table.add_row("ledger", f"{figures['entries']:,} entries in {figures['out_dir']}")
+    decisions = figures["decisions"]
+    mix = ", ".join(f"{n:,} {outcome}" for outcome, n in decisions["outcomes"].items())
+    table.add_row(
+        "policies", f"{figures['policies_published']} published (region catalogue, EU boundary …)"
+    )
+    table.add_row("decisions", f"{decisions['recorded']:,} recorded ({mix})")
+    table.add_row(
+        "replay",
+        f"[green]{decisions['replayed_identically']:,} of {decisions['recorded']:,}[/] decisions "
+        "re-evaluate identically from the policy texts in the ledger",
+    )
+    table.add_row("routed", f"{figures['routed_inferences']:,} inferences, each priced")
     table.add_row("merkle root", figures["root_hash"])
     table.add_row("checkpoints", f"{figures['checkpoints']} signed (C2SP tlog-checkpoint)")
     table.add_row("append", f"{figures['append_per_second']:,} entries/s (SQLite, fsync on)")

@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ledger.app.keys import create_signing_key, load_signer
-from ledger.app.service import Ledger
 from ledger.errors import ConfigurationError, LedgerError, TamperedLogError
 from ledger.events import default_catalogue
 from ledger.integrity.note import NoteVerifier
@@ -28,6 +26,8 @@ from ledger.settings import Settings
 from ledger.store.engine import make_engine, migrate
 from ledger.store.sql import SqlLogStore
 
+from .common import JsonFlag, err, fail, load_settings, open_ledger, out, print_json, run_action
+from .governance import audit_app, decide, policy_app
 from .ingest import read_jsonl
 
 app = typer.Typer(
@@ -51,39 +51,9 @@ key_app = typer.Typer(help="The checkpoint signing key.")
 app.add_typer(prove_app, name="prove")
 app.add_typer(key_app, name="key")
 app.add_typer(events_app, name="events")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def _settings() -> Settings:
-    return Settings()
-
-
-def _ledger(settings: Settings, *, need_signer: bool = False) -> Ledger:
-    store = SqlLogStore(make_engine(settings.database_url))
-    signer = None
-    if need_signer or settings.signing_key.exists():
-        signer = load_signer(settings.signing_key, store.head().origin)
-    return Ledger(store=store, signer=signer)
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(code)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
-
-
-def _run(action: Any) -> Any:
-    try:
-        return action()
-    except LedgerError as exc:
-        _fail(str(exc))
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
+app.command("decide")(decide)
 
 
 @app.command()
@@ -92,7 +62,7 @@ def init(as_json: JsonFlag = False) -> None:
 
     Safe to run again: existing entries and keys are kept.
     """
-    settings = _settings()
+    settings = load_settings()
 
     def action() -> dict[str, Any]:
         engine = make_engine(settings.database_url)
@@ -109,9 +79,9 @@ def init(as_json: JsonFlag = False) -> None:
             "vkey": signer.verifier.vkey,
         }
 
-    result = _run(action)
+    result = run_action(action)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     out.print(f"[green]✓[/] ledger [bold]{result['origin']}[/] ready in {result['database']}")
     out.print(f"  entries: {result['size']}")
@@ -136,17 +106,17 @@ def append(
     reported with its line number and field, and nothing is appended.
     Retrying a file whose lines carry idempotency keys appends nothing twice.
     """
-    settings = _settings()
-    ledger = _run(lambda: _ledger(settings))
-    inputs, lines = _run(lambda: read_jsonl(file, progress=not as_json))
+    settings = load_settings()
+    ledger = run_action(lambda: open_ledger(settings))
+    inputs, lines = run_action(lambda: read_jsonl(file, progress=not as_json))
     if not inputs:
-        _fail(f"{file} holds no entries")
+        fail(f"{file} holds no entries")
     try:
         receipts = ledger.append(inputs)
     except LedgerError as exc:
         index = getattr(exc, "index", None)
         where = f"line {lines[index]}: " if index is not None else ""
-        _fail(f"{where}{exc}; nothing was appended")
+        fail(f"{where}{exc}; nothing was appended")
     fresh = [r for r in receipts if not r.duplicate]
     summary = {
         "appended": len(fresh),
@@ -156,7 +126,7 @@ def append(
         "tree_size": receipts[-1].tree_size,
     }
     if as_json:
-        _print_json(summary)
+        print_json(summary)
         return
     if fresh:
         out.print(
@@ -170,10 +140,10 @@ def append(
 @app.command()
 def head(as_json: JsonFlag = False) -> None:
     """Show the log's size, Merkle root, chain head and latest checkpoint."""
-    settings = _settings()
-    ledger = _run(lambda: _ledger(settings))
-    current = _run(ledger.head)
-    latest = _run(ledger.latest_checkpoint)
+    settings = load_settings()
+    ledger = run_action(lambda: open_ledger(settings))
+    current = run_action(ledger.head)
+    latest = run_action(ledger.latest_checkpoint)
     data = {
         "origin": current.origin,
         "size": current.size,
@@ -189,7 +159,7 @@ def head(as_json: JsonFlag = False) -> None:
         },
     }
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("origin", current.origin)
@@ -215,11 +185,11 @@ def checkpoint(as_json: JsonFlag = False) -> None:
     can later be verified against it with `pactledger verify --against NOTE`. Signing again
     at the same size returns the stored note (Ed25519 is deterministic: the same bytes).
     """
-    settings = _settings()
-    ledger = _run(lambda: _ledger(settings, need_signer=True))
-    record = _run(ledger.checkpoint)
+    settings = load_settings()
+    ledger = run_action(lambda: open_ledger(settings, need_signer=True))
+    record = run_action(ledger.checkpoint)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "tree_size": record.tree_size,
                 "root_hash": record.root_hash.hex(),
@@ -236,12 +206,12 @@ def checkpoint(as_json: JsonFlag = False) -> None:
 @key_app.command("show")
 def key_show(as_json: JsonFlag = False) -> None:
     """Print the verifier key (C2SP vkey: name+keyid+base64 key) that checks checkpoints."""
-    settings = _settings()
-    ledger = _run(lambda: _ledger(settings, need_signer=True))
+    settings = load_settings()
+    ledger = run_action(lambda: open_ledger(settings, need_signer=True))
     assert ledger.signer is not None
     verifier = ledger.signer.verifier
     if as_json:
-        _print_json({"vkey": verifier.vkey, "name": verifier.name, "key_id": verifier.key_id.hex()})
+        print_json({"vkey": verifier.vkey, "name": verifier.name, "key_id": verifier.key_id.hex()})
         return
     sys.stdout.write(verifier.vkey + "\n")
 
@@ -258,9 +228,9 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show one entry with its hashes, or its exact canonical bytes."""
-    settings = _settings()
-    ledger = _run(lambda: _ledger(settings))
-    entry = _run(lambda: ledger.entry(seq))
+    settings = load_settings()
+    ledger = run_action(lambda: open_ledger(settings))
+    entry = run_action(lambda: ledger.entry(seq))
     if canonical:
         sys.stdout.buffer.write(entry.entry_bytes)
         sys.stdout.flush()
@@ -272,7 +242,7 @@ def show(
         "chain_hash": entry.chain_hash.hex(),
     }
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print_json(data=data)
 
@@ -294,16 +264,16 @@ def prove_inclusion(
     as_json: JsonFlag = False,
 ) -> None:
     """Prove that entry SEQ is in the tree of SIZE leaves (RFC 9162 audit path)."""
-    settings = _settings()
-    ledger = _run(lambda: _ledger(settings))
+    settings = load_settings()
+    ledger = run_action(lambda: open_ledger(settings))
     if tlog_proof:
         if size is not None:
-            _fail("--tlog-proof proves against the newest signed checkpoint; drop --size")
-        sys.stdout.write(_run(lambda: ledger.tlog_proof(seq)).text())
+            fail("--tlog-proof proves against the newest signed checkpoint; drop --size")
+        sys.stdout.write(run_action(lambda: ledger.tlog_proof(seq)).text())
         return
-    proof = _run(lambda: ledger.prove_inclusion(seq, size=size))
+    proof = run_action(lambda: ledger.prove_inclusion(seq, size=size))
     if as_json:
-        _print_json(proof.to_json())
+        print_json(proof.to_json())
         return
     out.print_json(data=proof.to_json())
 
@@ -315,11 +285,11 @@ def prove_consistency(
     as_json: JsonFlag = False,
 ) -> None:
     """Prove that the tree of size N extends the tree of size M (RFC 9162 consistency proof)."""
-    settings = _settings()
-    ledger = _run(lambda: _ledger(settings))
-    proof = _run(lambda: ledger.prove_consistency(first, second))
+    settings = load_settings()
+    ledger = run_action(lambda: open_ledger(settings))
+    proof = run_action(lambda: ledger.prove_consistency(first, second))
     if as_json:
-        _print_json(proof.to_json())
+        print_json(proof.to_json())
         return
     out.print_json(data=proof.to_json())
 
@@ -349,20 +319,22 @@ def verify(
     with checkpoints you kept yourself: whoever can delete rows can delete stored checkpoints.
     """
     try:
-        report = _verify(_settings(), against or [], trusted_key or [], show_progress=not as_json)
+        report = _verify(
+            load_settings(), against or [], trusted_key or [], show_progress=not as_json
+        )
     except TamperedLogError as exc:
         if as_json:
-            _print_json({"ok": False, "seq": exc.seq, "kind": exc.kind, "error": str(exc)})
+            print_json({"ok": False, "seq": exc.seq, "kind": exc.kind, "error": str(exc)})
             raise typer.Exit(1) from None
         where = f" at seq {exc.seq}" if exc.seq is not None else ""
-        _fail(f"log verification FAILED ({exc.kind}{where}): {exc}")
+        fail(f"log verification FAILED ({exc.kind}{where}): {exc}")
     except LedgerError as exc:
         if as_json:
-            _print_json({"ok": False, "seq": None, "kind": "error", "error": str(exc)})
+            print_json({"ok": False, "seq": None, "kind": "error", "error": str(exc)})
             raise typer.Exit(1) from None
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
         return
     out.print(
         f"[green]✓[/] log intact: {report.size:,} entries, root {report.root_hash.hex()}, "
@@ -374,7 +346,7 @@ def verify(
 def _verify(
     settings: Settings, against: list[Path], trusted_keys: list[str], *, show_progress: bool
 ) -> AuditReport:
-    ledger = _ledger(settings)
+    ledger = open_ledger(settings)
     trusted = [NoteVerifier.from_vkey(key) for key in trusted_keys]
     notes = []
     for path in against:
@@ -400,7 +372,7 @@ def events_list(as_json: JsonFlag = False) -> None:
     """List every event type with its current schema version and what it records."""
     rows = default_catalogue().describe()
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("type", "version", "records")
     for row in rows:
@@ -418,9 +390,9 @@ def events_schema(
 ) -> None:
     """Print the JSON Schema of TYPE's payload, as `append` takes it, to generate or validate
     entries. Decimals (money, rates) are strings; times are RFC 3339 with an offset."""
-    schema = _run(lambda: default_catalogue().json_schema(event_type, version))
+    schema = run_action(lambda: default_catalogue().json_schema(event_type, version))
     if as_json:
-        _print_json(schema)
+        print_json(schema)
         return
     out.print_json(data=schema)
 
@@ -443,6 +415,8 @@ def demo(
     from .demo import run_demo
 
     console = Console(stderr=True) if as_json else out
-    figures = _run(lambda: run_demo(out_dir=out_dir, requests=requests, seed=seed, console=console))
+    figures = run_action(
+        lambda: run_demo(out_dir=out_dir, requests=requests, seed=seed, console=console)
+    )
     if as_json:
-        _print_json(figures)
+        print_json(figures)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, Inexact, Rounded, localcontext
 
 from ledger.errors import ValidationError
 from ledger.events.governance import InferenceRouted, ModelPrice, PriceListPublished
@@ -31,16 +31,29 @@ class PriceQuote:
 
 
 def cost_of(routed: InferenceRouted, line: ModelPrice) -> Decimal:
-    """Exact cost of one routed inference at one price line (rates are per million tokens)."""
+    """Exact cost of one routed inference at one price line (rates are per million tokens).
+
+    Computed with enough precision for any rate the catalogue admits, and trapping inexact
+    results, so a cost is never silently rounded."""
     cached_rate = line.cached_input_per_million
     if cached_rate is None:
         cached_rate = line.input_per_million
-    total = (
-        routed.input_tokens * line.input_per_million
-        + routed.cached_tokens * cached_rate
-        + routed.output_tokens * line.output_per_million
-    )
-    return total.scaleb(-6).normalize() if total else Decimal(0)
+    with localcontext() as context:
+        context.prec = 200
+        context.traps[Inexact] = True
+        context.traps[Rounded] = True
+        try:
+            total = (
+                routed.input_tokens * line.input_per_million
+                + routed.cached_tokens * cached_rate
+                + routed.output_tokens * line.output_per_million
+            )
+            return total.scaleb(-6).normalize() if total else Decimal(0)
+        except (Inexact, Rounded):
+            raise ValidationError(
+                "the cost needs more than 200 significant digits: shorten the price list's rates",
+                field="payload.model",
+            ) from None
 
 
 class PriceBook:
@@ -92,12 +105,12 @@ class PriceBook:
             "currency": quote.currency,
             "cost": quote.cost,
         }
-        sent = routed.model_dump(include=set(expected), exclude_unset=True)
-        for name, value in sent.items():
-            if value is not None and value != expected[name]:
+        for name, value in expected.items():
+            said = getattr(routed, name)
+            if name in routed.model_fields_set and said is not None and said != value:
                 raise ValidationError(
-                    f"is {value} but price list {quote.price_list_id} v{quote.price_list_version} "
-                    f"in force at {format_time(at)} gives {expected[name]}; omit it and the "
+                    f"is {said} but price list {quote.price_list_id} v{quote.price_list_version} "
+                    f"in force at {format_time(at)} gives {value}; omit it and the "
                     "ledger fills it in",
                     field=f"payload.{name}",
                 )

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple
 
 import pydantic
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr
 
 from ledger.errors import ValidationError
 from ledger.integrity.canonical import canonical_bytes
@@ -63,12 +63,17 @@ class EntryInput(BaseModel):
     idempotency_key: IdempotencyKey | None = None
     expected_version: Annotated[int, Field(ge=0, strict=True)] | None = None
 
+    _said_digest: bytes | None = PrivateAttr(default=None)
+
     def request_digest(self, payload: bytes) -> bytes:
         """SHA-256 of what the client said, so a retry can be told from a different request.
 
         ``payload`` is the payload's canonical bytes (:func:`payload_bytes`), which the sealer
         has already computed: the envelope fields are hashed with them, not canonicalised again.
+        An entry that admission rewrote (:meth:`rewritten`) keeps the digest of the original.
         """
+        if self._said_digest is not None:
+            return self._said_digest
         said = {
             "type": self.type,
             "schema_version": self.schema_version,
@@ -77,6 +82,15 @@ class EntryInput(BaseModel):
             "occurred_at": format_time(self.occurred_at) if self.occurred_at else None,
         }
         return hashlib.sha256(canonical_bytes(said) + b"\n" + payload).digest()
+
+    def rewritten(self, payload: dict[str, Any]) -> EntryInput:
+        """This entry with the payload the ledger stores (normalised, priced …), keeping the
+        request digest of what the client sent, so that a retry of the same request is still
+        recognised after, say, a new price list took effect."""
+        copy = self.model_copy(update={"payload": payload})
+        if self.idempotency_key is not None:
+            copy._said_digest = self.request_digest(payload_bytes(self))
+        return copy
 
 
 EntryLike = EntryInput | Mapping[str, Any]

@@ -743,10 +743,17 @@ def test_demo_runs_end_to_end_and_catches_tampering(tmp_path: Path) -> None:
     result = run("demo", "--out", str(tmp_path / "demo"), "--requests", "1200", "--json")
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
-    assert figures["entries"] == 1 + 1200  # the price list, then the requests it prices
+    decisions = figures["decisions"]
+    outcomes = decisions["outcomes"]
+    assert decisions["recorded"] == sum(outcomes.values()) == 1200
+    assert set(outcomes) == {"allow", "reroute", "deny"}  # the scenario exercises all three
+    assert decisions["replayed_identically"] == 1200
+    assert figures["routed_inferences"] == outcomes["allow"] + outcomes["reroute"]
+    # 5 policies, the price list, one decision per request, a routed inference unless denied
+    assert figures["entries"] == 5 + 1 + 1200 + figures["routed_inferences"]
     assert figures["verify"] == "intact"
     assert figures["tamper_detected"]["kind"] == "changed"
-    assert figures["tamper_detected"]["seq"] == 400
+    assert figures["entries"] // 3 <= figures["tamper_detected"]["seq"] < figures["entries"]
     assert figures["checkpoints"] >= 1
     assert (tmp_path / "demo" / "checkpoint.txt").read_text().startswith("demo.pactledger.example")
 
