@@ -175,7 +175,8 @@ class _Condition:
                 f"unknown name(s) {', '.join(unknown)}; "
                 f"conditions can use {', '.join(sorted(variables))}"
             )
-        for name in _SET_REFERENCE.findall(expression):
+        self.sets_used = frozenset(_SET_REFERENCE.findall(expression))
+        for name in self.sets_used:
             if sets is None or name not in sets:
                 raise self._error(f"sets.{name} is not defined in this policy's sets")
 
@@ -204,12 +205,36 @@ class _EvaluationError(Exception):
 
 
 @dataclass
+class _HeldContext:
+    """A CEL context and the request facts it holds.
+
+    Converting a value into CEL costs microseconds: the region's facts and the policy's sets
+    are put in once, and a request fact only when the policy reads it and it changed."""
+
+    context: cel.Context
+    request: dict[str, Any] = field(default_factory=dict)
+
+    def give(self, request: Mapping[str, Any], names: Sequence[str]) -> None:
+        held = self.request
+        changed = {name: request[name] for name in names if held.get(name, _UNSET) != request[name]}
+        if changed:
+            held.update(changed)
+            self.context.update(
+                {n: list(v) if isinstance(v, tuple) else v for n, v in changed.items()}
+            )
+
+
+_UNSET = object()
+
+
+@dataclass
 class _Rule:
     id: str
     when: _Condition
     effect: Outcome
     reason: str
     to: tuple[str, ...]
+    verdict: _Verdict  # what matching this rule gives (built once: verdicts are immutable)
 
 
 @dataclass
@@ -219,9 +244,24 @@ class _Residency:
     rules: list[_Rule]
     sets: dict[str, tuple[str, ...]]
     names: frozenset[str] = frozenset()  # the fact variables its conditions read
+    sets_used: frozenset[str] = frozenset()  # the sets its conditions read
+
+    # The request facts among them, passed per decision: those applies_when reads first, the
+    # rest only when the policy applies.
+    applies_names: tuple[str, ...] = ()
+    rule_names: tuple[str, ...] = ()
+    no_match: _Verdict | None = None
 
     def __post_init__(self) -> None:
         self.names = self.applies.names.union(*(rule.when.names for rule in self.rules))
+        self.sets_used = self.applies.sets_used.union(*(r.when.sets_used for r in self.rules))
+        self.applies_names = tuple(sorted(self.applies.names & _REQUEST_FACTS))
+        self.rule_names = tuple(sorted((self.names & _REQUEST_FACTS) - set(self.applies_names)))
+        self.no_match = _Verdict(
+            f"{self.id}/no-rule-matched",
+            "deny",
+            f"no rule of policy {self.id} matched: denied, failing closed",
+        )
 
     @property
     def id(self) -> str:
@@ -356,17 +396,16 @@ class PolicySet:
     def _verdicts(self, facts: Facts, info: RegionInfo) -> list[_Verdict]:
         request = {
             "tenant": facts.tenant,
-            "data_classes": list(facts.data_classes),
+            "data_classes": facts.data_classes,
             "model_tier": facts.model_tier or "",
             "transfer_basis": facts.transfer_basis,
         }
+        contexts = self._contexts()
         verdicts = []
         for policy in self._residency:
-            context = self._region_context(policy, info)
-            # Converting a value into CEL costs microseconds: the region's facts are already in
-            # the context, and only the request facts the policy reads are passed.
-            context.update({name: request[name] for name in policy.names & _REQUEST_FACTS})
-            verdict = _verdict(policy, context)
+            held = contexts.get((policy.id, info.location)) or self._new_context(policy, info)
+            held.give(request, policy.applies_names)
+            verdict = _verdict(policy, held, request)
             if verdict is not None:
                 verdicts.append(verdict)
         return verdicts
@@ -413,28 +452,34 @@ class PolicySet:
             policies=self.refs,
         )
 
-    def _region_context(self, policy: _Residency, info: RegionInfo) -> cel.Context:
-        """A CEL context holding the policy's sets and the region's facts, one per policy,
-        region and thread (contexts are mutable, so threads do not share them)."""
-        contexts: dict[tuple[str, str], cel.Context] = self._local.__dict__.setdefault(
-            "contexts", {}
+    def _contexts(self) -> dict[tuple[str, str], _HeldContext]:
+        """This thread's CEL contexts, one per (policy, region): contexts are mutable, so
+        threads do not share them."""
+        contexts: dict[tuple[str, str], _HeldContext] | None = getattr(
+            self._local, "contexts", None
         )
-        key = (policy.id, info.location)
-        context = contexts.get(key)
-        if context is None:
-            context = contexts[key] = cel.Context(
-                {
-                    "sets": {name: list(members) for name, members in policy.sets.items()},
-                    "provider": info.provider,
-                    "region": info.region,
-                    "location": info.location,
-                    "country": info.country,
-                    "jurisdiction": info.jurisdiction,
-                    "sovereign": info.sovereign,
-                    "tiers": list(info.tiers),
-                }
-            )
-        return context
+        if contexts is None:
+            contexts = self._local.contexts = {}
+        return contexts
+
+    def _new_context(self, policy: _Residency, info: RegionInfo) -> _HeldContext:
+        # Executing a CEL program copies its context, so the context holds only what the
+        # policy's conditions read: the region facts they name and the sets they use.
+        region = {
+            "provider": info.provider,
+            "region": info.region,
+            "location": info.location,
+            "country": info.country,
+            "jurisdiction": info.jurisdiction,
+            "sovereign": info.sovereign,
+            "tiers": list(info.tiers),
+        }
+        variables: dict[str, Any] = {k: v for k, v in region.items() if k in policy.names}
+        if policy.sets_used:
+            variables["sets"] = {name: list(policy.sets[name]) for name in policy.sets_used}
+        held = _HeldContext(cel.Context(variables))
+        self._contexts()[(policy.id, info.location)] = held
+        return held
 
     def _routing_context(self) -> cel.Context:
         context = self._local.__dict__.get("routing")
@@ -478,7 +523,8 @@ class PolicySet:
                 variables=RESIDENCY_VARIABLES,
                 sets=sets,
             )
-            rules.append(_Rule(rule.id, when, rule.effect, rule.reason, to))
+            verdict = _Verdict(f"{document.id}/{rule.id}", rule.effect, rule.reason, to)
+            rules.append(_Rule(rule.id, when, rule.effect, rule.reason, to, verdict))
         _check_unique_rules(source, [r.id for r in document.rules])
         applies = _Condition(
             source,
@@ -537,8 +583,9 @@ class PolicySet:
             }
             described = f"{info.location} with data_classes {request['data_classes']}"
             for policy in self._residency:
-                context = self._region_context(policy, info)
-                context.update(request)
+                held = self._new_context(policy, info)
+                held.give(request, [*policy.applies_names, *policy.rule_names])
+                context = held.context
                 policy.applies.probe(context, described)
                 for rule in policy.rules:
                     rule.when.probe(context, described)
@@ -552,23 +599,21 @@ class PolicySet:
                     when.probe(context, f"capability '{capability}'")
 
 
-def _verdict(policy: _Residency, context: cel.Context) -> _Verdict | None:
+def _verdict(policy: _Residency, held: _HeldContext, request: Mapping[str, Any]) -> _Verdict | None:
+    context = held.context
     try:
         if not policy.applies.holds(context):
             return None
     except _EvaluationError as exc:
         return _Verdict(f"{policy.id}/applies_when", "deny", f"could not be evaluated: {exc}")
+    held.give(request, policy.rule_names)
     for rule in policy.rules:
         try:
             if rule.when.holds(context):
-                return _Verdict(f"{policy.id}/{rule.id}", rule.effect, rule.reason, rule.to)
+                return rule.verdict
         except _EvaluationError as exc:
             return _Verdict(f"{policy.id}/{rule.id}", "deny", f"rule could not be evaluated: {exc}")
-    return _Verdict(
-        f"{policy.id}/no-rule-matched",
-        "deny",
-        f"no rule of policy {policy.id} matched: denied, failing closed",
-    )
+    return policy.no_match
 
 
 def _check_unique_ids(sources: Sequence[PolicySource]) -> None:
