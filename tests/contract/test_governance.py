@@ -19,8 +19,10 @@ from ledger.app.governance import (
     published_policy_set,
     replay_decisions,
 )
+from ledger.app.published import read_event
 from ledger.app.service import Ledger
-from ledger.errors import PolicyError
+from ledger.errors import PolicyError, ValidationError
+from ledger.events import Catalogue
 from ledger.log.ports import LogStore
 from ledger.policy import (
     Decision,
@@ -30,6 +32,7 @@ from ledger.policy import (
     shipped_policy_dir,
 )
 from tests.conftest import TickingClock
+from tests.unit.test_events import NoteV1, NoteV2
 
 EU_TO_EU = Facts("acme", ("eu_personal",), "aws", "eu-central-1", model_tier="sonnet")
 EU_TO_US = Facts("acme", ("eu_personal",), "aws", "us-east-1", model_tier="sonnet")
@@ -350,3 +353,31 @@ def test_a_decision_under_version_1_replays_after_version_2(
     assert report.decisions == 2
     assert report.discrepancies == []
     assert report.policy_sets == 2
+
+
+def test_an_entry_appended_as_v1_reads_as_v2_once_v2_exists(store: LogStore) -> None:
+    """Stored bytes never change: the v1 entry is read through the upcaster after v2 ships,
+    and both versions can still be appended (each validated as written)."""
+    today = Catalogue()
+    today.register(NoteV1)
+    note = {"type": "Note", "stream": "note:1", "tenant": "acme", "payload": {"text": "hello"}}
+    (receipt,) = Ledger(store=store, catalogue=today).append([note])
+    stored = store.entry(receipt.seq).entry_bytes
+
+    tomorrow = Catalogue()
+    tomorrow.register(NoteV1)
+    tomorrow.register(
+        NoteV2, upcast_from_previous=lambda old: {"body": old["text"], "language": "en"}
+    )
+    read = read_event(tomorrow, store.entry(receipt.seq))
+    assert isinstance(read, NoteV2)
+    assert read.payload() == {"body": "hello", "language": "en"}
+    assert store.entry(receipt.seq).entry_bytes == stored
+
+    ledger = Ledger(store=store, catalogue=tomorrow)
+    v2 = {**note, "schema_version": 2, "payload": {"body": "hej", "language": "sv"}}
+    ledger.append([v2, {**note, "payload": {"text": "still v1"}}])
+    with pytest.raises(ValidationError) as caught:
+        ledger.append([{**note, "schema_version": 2, "payload": {"text": "v1 shape"}}])
+    assert caught.value.field is not None
+    assert caught.value.field.startswith("payload.")
