@@ -27,3 +27,14 @@ class Settings(BaseSettings):
         default="pactledger.local/ledger",
         description="The log's origin line in checkpoints, e.g. ledger.contoso.example/eu-1",
     )
+    api_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest HTTP request body the API reads (larger: 413)",
+    )
+    api_max_batch: int = Field(
+        default=10_000,
+        ge=1,
+        le=100_000,
+        description="Most entries in one POST /v1/events:batch (more: 413)",
+    )

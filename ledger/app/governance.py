@@ -10,14 +10,14 @@ reports each one whose recorded outcome, placement, rules or reasons differ.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from ledger.app.published import PolicyRegistry, read_event, read_policies
 from ledger.app.service import Ledger
-from ledger.errors import LedgerError, PolicyError
+from ledger.errors import LedgerError, PolicyError, ValidationError
 from ledger.events import PolicyPublished, ResidencyDecided
 from ledger.log.entry import EntryInput, Receipt
 from ledger.log.ids import uuid7_batch
@@ -158,6 +158,43 @@ def decision_entry(
     if occurred_at is not None:
         entry["occurred_at"] = occurred_at
     return entry
+
+
+TIERS = ("opus", "sonnet", "haiku")
+
+
+def model_tier_for(
+    policy_set: PolicySet,
+    *,
+    model: str | None,
+    capability: str | None,
+    tenant: str,
+    data_classes: Sequence[str],
+) -> str | None:
+    """The model tier a request asks for: named by ``model`` (a tier, or a model id that
+    names one such as claude-sonnet-4-5), or chosen for ``capability`` by the routing policy.
+    """
+    if model and capability:
+        raise ValidationError("give a model or a capability, not both", field="capability")
+    if capability:
+        route = policy_set.route(tenant=tenant, data_classes=data_classes, capability=capability)
+        if route is None:
+            raise ValidationError(
+                f"no routing rule matches capability '{capability}' (the shipped routing knows "
+                "deep_reasoning, agentic, high_volume_low_latency)",
+                field="capability",
+            )
+        return route.model_tier
+    if model is None:
+        return None
+    named = [tier for tier in TIERS if tier in model.lower().split("-")]
+    if len(named) != 1:
+        raise ValidationError(
+            f"cannot tell the tier of '{model}'; give opus, sonnet, haiku or a model id that "
+            "names one, such as claude-sonnet-4-5",
+            field="model",
+        )
+    return named[0]
 
 
 # --- replay ---------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from ledger.app.governance import decide as decide_request
-from ledger.app.governance import publish_policies, replay_decisions
+from ledger.app.governance import model_tier_for, publish_policies, replay_decisions
 from ledger.app.published import read_policies
+from ledger.errors import ValidationError
 from ledger.log.entry import utc_now
 from ledger.log.ids import uuid7_batch
 from ledger.policy import Facts, PolicySet, load_policy_set, shipped_policy_dir
@@ -37,7 +38,6 @@ PolicyDir = Annotated[
         show_default=False,
     ),
 ]
-TIERS = ("opus", "sonnet", "haiku")
 DENIED_EXIT = 3
 
 
@@ -265,25 +265,12 @@ def _tier(
     tenant: str,
     data_classes: list[str],
 ) -> str | None:
-    if model and capability:
-        fail("give --model or --capability, not both")
-    if capability:
-        route = policy_set.route(tenant=tenant, data_classes=data_classes, capability=capability)
-        if route is None:
-            fail(
-                f"--capability '{capability}': no routing rule matches it (the shipped routing "
-                "knows deep_reasoning, agentic, high_volume_low_latency)"
-            )
-        return route.model_tier
-    if model is None:
-        return None
-    named = [tier for tier in TIERS if tier in model.lower().split("-")]
-    if len(named) != 1:
-        fail(
-            f"--model '{model}': cannot tell its tier; give opus, sonnet, haiku or a model id "
-            "that names one, such as claude-sonnet-4-5"
+    try:
+        return model_tier_for(
+            policy_set, model=model, capability=capability, tenant=tenant, data_classes=data_classes
         )
-    return named[0]
+    except ValidationError as exc:
+        fail(f"--{exc.field}: {exc.reason}")
 
 
 def _print_decision(result: dict[str, Any]) -> None:

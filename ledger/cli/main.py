@@ -26,6 +26,7 @@ from ledger.settings import Settings
 from ledger.store.engine import make_engine, migrate
 from ledger.store.sql import SqlLogStore
 
+from .access import keys_app, serve
 from .common import JsonFlag, err, fail, load_settings, open_ledger, out, print_json, run_action
 from .governance import audit_app, decide, policy_app
 from .ingest import read_jsonl
@@ -54,6 +55,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 app.command("decide")(decide)
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve)
 
 
 @app.command()

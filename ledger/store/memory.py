@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
+from ledger.access import ApiKeyRecord
+from ledger.errors import NotFoundError
 from ledger.integrity.merkle import Node, resolve_nodes
 from ledger.log.entry import EntryLike, Receipt, SealedEntry, utc_now
 from ledger.log.ids import uuid7_batch
@@ -94,3 +97,27 @@ class MemoryLogStore:
 
     def checkpoints(self) -> list[CheckpointRecord]:
         return list(self._checkpoints)
+
+
+class MemoryKeyStore:
+    """API keys in a dict: the reference :class:`~ledger.app.access.KeyStore`."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, ApiKeyRecord] = {}
+
+    def add_key(self, record: ApiKeyRecord) -> None:
+        self.keys[record.key_id] = record
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        return self.keys.get(key_id)
+
+    def list_keys(self) -> list[ApiKeyRecord]:
+        return sorted(self.keys.values(), key=lambda record: record.created_at)
+
+    def revoke_key(self, key_id: str, at: datetime) -> ApiKeyRecord:
+        record = self.keys.get(key_id)
+        if record is None:
+            raise NotFoundError(f"no API key '{key_id}': see `pactledger keys list`")
+        if record.revoked_at is None:
+            record = self.keys[key_id] = replace(record, revoked_at=at)
+        return record

@@ -60,13 +60,13 @@ class SqlLogStore:
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        with _translated_errors(), self.engine.connect() as conn, conn.begin():
+        with translated_errors(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
         with (
-            _translated_errors(),
+            translated_errors(),
             self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
             conn.begin(),
         ):
@@ -376,7 +376,7 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 
 
 @contextmanager
-def _translated_errors() -> Iterator[None]:
+def translated_errors() -> Iterator[None]:
     """Turn driver errors into LedgerErrors that say what to do."""
     try:
         yield

@@ -7,6 +7,8 @@ same schema (a test compares them) plus the append-only triggers, which live onl
 * ``checkpoints`` — signed C2SP checkpoints, one per (key, tree size).
 * ``ledger_head`` — the single row holding the log's end; its row lock is the writer lock on
   PostgreSQL.
+* ``api_keys`` — API keys: the SHA-256 of each secret (never the secret), role, tenant scope,
+  revocation time. Not part of the log: keys are access control, not evidence.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -125,4 +128,18 @@ ledger_head = Table(
     Column("root_hash", LargeBinary(32), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     CheckConstraint("id = 1", name="ck_ledger_head_single_row"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True, autoincrement=False),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("tenants", Text, nullable=False),  # JSON list of tenant names
+    Column("all_tenants", Boolean, nullable=False),
+    Column("name", String(200), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    CheckConstraint("role IN ('admin', 'ingest', 'auditor', 'viewer')", name="ck_api_keys_role"),
 )

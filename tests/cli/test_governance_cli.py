@@ -323,9 +323,9 @@ def test_decide_capability_is_routed_to_a_tier(env: Env, capability: str, tier: 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--model", "gpt-4"], "--model 'gpt-4': cannot tell its tier"),
-        (["--capability", "nope"], "--capability 'nope': no routing rule matches it"),
-        (["--model", "x", "--capability", "y"], "give --model or --capability, not both"),
+        (["--model", "gpt-4"], "--model: cannot tell the tier of 'gpt-4'"),
+        (["--capability", "nope"], "--capability: no routing rule matches capability 'nope'"),
+        (["--model", "x", "--capability", "y"], "give a model or a capability, not both"),
     ],
     ids=["unknown-model", "unknown-capability", "both"],
 )

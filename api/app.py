@@ -1,0 +1,90 @@
+"""The composition root of the HTTP API: :func:`create_app` builds everything from settings.
+
+Nothing is read at import time. ``pactledger serve`` runs ``create_app`` under uvicorn as a
+factory; tests call it with their own settings (and may hand in a ledger and key store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ledger.access import KeyStore
+from ledger.app.keys import load_signer
+from ledger.app.service import Ledger
+from ledger.log.entry import utc_now
+from ledger.settings import Settings
+from ledger.store.engine import make_engine
+from ledger.store.keys import SqlKeyStore
+from ledger.store.sql import SqlLogStore
+
+from . import errors
+from .group_commit import GroupCommitter
+from .limits import BodyLimit
+from .metrics import Metrics
+from .routers import decisions, events, health, proofs
+from .services import Services
+
+DESCRIPTION = """\
+A verifiable ledger of AI inference governance events: every routed request, residency
+decision and capacity event is appended to an RFC 6962 Merkle log sealed by signed C2SP
+checkpoints.
+
+Authenticate with an API key (`pactledger keys create`) as `Authorization: Bearer <key>`.
+Errors have one shape: `{"error": {"status", "code", "message", "field"?, "index"?}}`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    ledger: Ledger | None = None,
+    keys: KeyStore | None = None,
+) -> FastAPI:
+    """The FastAPI application over the ledger named by ``settings``."""
+    settings = settings or Settings()
+    engine = None
+    if ledger is None or keys is None:
+        engine = (
+            make_engine(settings.database_url, pool_size=20, max_overflow=20)
+            if (settings.database_url.startswith("postgres"))
+            else make_engine(settings.database_url)
+        )
+    if ledger is None:
+        assert engine is not None
+        store = SqlLogStore(engine)
+        signer = None
+        if settings.signing_key.exists():
+            signer = load_signer(settings.signing_key, store.head().origin)
+        ledger = Ledger(store=store, signer=signer)
+    if keys is None:
+        assert engine is not None
+        keys = SqlKeyStore(engine)
+    metrics = Metrics(ledger, utc_now)
+    committer = GroupCommitter(ledger.append, metrics)
+    found = Services(settings, engine, ledger, keys, committer, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await committer.start()
+        try:
+            yield
+        finally:
+            await committer.stop()
+            if engine is not None:
+                engine.dispose()
+
+    app = FastAPI(
+        title="pactledger",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = found
+    errors.install(app)
+    for module in (events, decisions, proofs, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    return app

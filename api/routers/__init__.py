@@ -1,0 +1,1 @@
+"""Thin routers: parse, check the caller, call one use case, return."""

@@ -1,0 +1,139 @@
+"""Provenance of a request, checkpoints, proofs and the mirror feed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse
+
+from ledger.access import Permission, Principal
+from ledger.errors import IntegrityError, NotFoundError
+from ledger.log.entry import SealedEntry
+from ledger.log.ports import CheckpointRecord
+
+from ..auth import principal
+from ..schemas.queries import (
+    CheckpointOut,
+    ConsistencyProofOut,
+    EntriesPage,
+    InclusionProofOut,
+    ProvenanceOut,
+)
+from ..services import Services, services
+
+router = APIRouter(prefix="/v1", tags=["proofs"])
+Reader = Annotated[Principal, Depends(principal(Permission.READ))]
+Found = Annotated[Services, Depends(services)]
+
+
+@router.get("/provenance/{request_id}", response_model=ProvenanceOut)
+def provenance(request_id: str, who: Reader, found: Found) -> dict[str, Any]:
+    """Every entry about a request (its stream `request:<id>`: decision, routing …), each with
+    an inclusion proof against the newest signed checkpoint, which is included. A request of
+    another tenant is a 404, like one that does not exist."""
+    stream = f"request:{request_id}"
+    entries = [
+        e
+        for e in found.ledger.store.entries_in_streams(stream)
+        if e.stream == stream and who.sees(e.tenant)
+    ]
+    if not entries:
+        raise NotFoundError(f"no request '{request_id}'")
+    checkpoint = found.ledger.latest_checkpoint()
+    return {
+        "request_id": request_id,
+        "checkpoint": _checkpoint(checkpoint) if checkpoint else None,
+        "entries": [
+            {**_entry(e), "inclusion_proof": _proof(found, e.seq, checkpoint)} for e in entries
+        ],
+    }
+
+
+@router.get(
+    "/checkpoints/latest",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "A C2SP signed note"}},
+)
+def latest_checkpoint(who: Reader, found: Found) -> PlainTextResponse:
+    """The newest signed checkpoint, byte for byte (C2SP tlog-checkpoint in a signed note)."""
+    record = found.ledger.latest_checkpoint()
+    if record is None:
+        raise NotFoundError("no checkpoint is signed yet: run `pactledger checkpoint`")
+    return PlainTextResponse(record.note, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/proofs/inclusion", response_model=InclusionProofOut)
+def inclusion_proof(
+    who: Reader,
+    found: Found,
+    seq: Annotated[int, Query(ge=0)],
+    tree_size: Annotated[int | None, Query(ge=1, description="Default: the log size")] = None,
+) -> dict[str, object]:
+    """RFC 9162 inclusion proof of entry `seq` in the tree of `tree_size` entries."""
+    return found.ledger.prove_inclusion(seq, size=tree_size).to_json()
+
+
+@router.get("/proofs/consistency", response_model=ConsistencyProofOut)
+def consistency_proof(
+    who: Reader,
+    found: Found,
+    first: Annotated[int, Query(ge=0)],
+    second: Annotated[int | None, Query(ge=0, description="Default: the log size")] = None,
+) -> dict[str, object]:
+    """RFC 9162 consistency proof between two tree sizes."""
+    return found.ledger.prove_consistency(first, second).to_json()
+
+
+@router.get("/entries", response_model=EntriesPage)
+def entries_page(
+    who: Annotated[Principal, Depends(principal(Permission.MIRROR))],
+    found: Found,
+    after: Annotated[int, Query(ge=-1, description="Entries with seq > after")] = -1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The log in seq order, for mirrors and monitors (needs an all-tenants key)."""
+    size = found.ledger.head().size
+    page = []
+    for entry in found.ledger.store.iter_entries(start=after + 1, batch_size=limit):
+        page.append(_entry(entry))
+        if len(page) == limit:
+            break
+    last = page[-1]["seq"] if page else after
+    return {"entries": page, "next_after": last if last + 1 < size else None, "tree_size": size}
+
+
+def _entry(entry: SealedEntry) -> dict[str, Any]:
+    canonical = entry.entry_bytes.decode()
+    data = orjson.loads(entry.entry_bytes)
+    return {
+        "seq": entry.seq,
+        "type": entry.type,
+        "schema_version": entry.schema_version,
+        "stream": entry.stream,
+        "tenant": entry.tenant,
+        "occurred_at": data["occurred_at"],
+        "recorded_at": data["recorded_at"],
+        "payload": data["payload"],
+        "canonical": canonical,
+        "leaf_hash": entry.leaf_hash.hex(),
+        "chain_hash": entry.chain_hash.hex(),
+    }
+
+
+def _checkpoint(record: CheckpointRecord) -> dict[str, Any]:
+    return CheckpointOut(
+        tree_size=record.tree_size, root_hash=record.root_hash.hex(), note=record.note
+    ).model_dump()
+
+
+def _proof(found: Services, seq: int, checkpoint: CheckpointRecord | None) -> Any:
+    if checkpoint is None or seq >= checkpoint.tree_size:
+        return None
+    proof = found.ledger.prove_inclusion(seq, size=checkpoint.tree_size)
+    if proof.root_hash != checkpoint.root_hash:
+        raise IntegrityError(
+            f"stored nodes do not reproduce checkpoint {checkpoint.tree_size}: run verify"
+        )
+    return proof.to_json()
