@@ -24,7 +24,7 @@ from . import errors
 from .group_commit import GroupCommitter
 from .limits import BodyLimit
 from .metrics import Metrics
-from .routers import decisions, events, health, proofs
+from .routers import audit, decisions, events, health, otlp, proofs
 from .services import Services
 
 DESCRIPTION = """\
@@ -84,7 +84,7 @@ def create_app(
     )
     app.state.services = found
     errors.install(app)
-    for module in (events, decisions, proofs, health):
+    for module in (events, decisions, otlp, proofs, audit, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app

@@ -36,41 +36,43 @@ spans, so mapping both would bill the same tokens twice.
 
 Mapping (span attributes merged over resource attributes; the span's value wins):
 
-====================  ==========================================================  ==========
-Entry field           Source                                                      Required
-====================  ==========================================================  ==========
-``type``              ``"InferenceRouted"``                                       —
-``tenant``            ``pactledger.tenant``, else the caller's default tenant     yes
-``stream``            ``"request:" + request_id``                                 —
-``occurred_at``       span start time, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``            yes
-``idempotency_key``   ``"otlp:<trace_id>:<span_id>"``                             —
-``request_id``        ``pactledger.request_id``, else ``gen_ai.response.id``,     —
-                      else ``<trace_id>-<span_id>``
-``business_unit``     ``pactledger.business_unit``                                yes
-``cost_center``       ``pactledger.cost_center``                                  yes
-``application``       ``pactledger.application``, else resource ``service.name``  yes
-``model``             ``gen_ai.response.model``, else ``gen_ai.request.model``    yes
-``model_tier``        ``pactledger.model_tier``, else ``opus``/``sonnet``/        yes
-                      ``haiku`` found in the model name
-``provider``          ``gen_ai.provider.name`` (else ``gen_ai.system``) through   yes
-                      :data:`PROVIDERS`; an unlisted value is rejected
-``region``            ``pactledger.region``, else ``cloud.region``                yes
-``deployment``        ``pactledger.deployment``                                   no
-``rack_family``       ``pactledger.rack_family``                                  no
-``tranche_id``        ``pactledger.tranche_id``                                   no
-``decision_id``       ``pactledger.decision_id``                                  no
-``route_reason``      ``pactledger.route_reason``                                 no
-``input_tokens``      ``gen_ai.usage.input_tokens`` (else the deprecated          yes
-                      ``gen_ai.usage.prompt_tokens``) minus ``cached_tokens``
-``output_tokens``     ``gen_ai.usage.output_tokens`` (else the deprecated         yes (0 for
-                      ``gen_ai.usage.completion_tokens``)                         embeddings)
-``cached_tokens``     ``gen_ai.usage.cache_read.input_tokens``, else 0            no
-``time_to_first_``    ``gen_ai.response.time_to_first_chunk`` (seconds) × 1000,   no
-``token_ms``          rounded
-``latency_ms``        ``(end - start) // 1_000_000`` when end ≥ start             no
-``status``            ``"error"`` when the span status code is ERROR, else        —
-                      ``"ok"``
-====================  ==========================================================  ==========
+==========================  ========================================================  ========
+Entry field                 Source                                                    Required
+==========================  ========================================================  ========
+``type``                    ``"InferenceRouted"``                                     —
+``tenant``                  ``pactledger.tenant``, else the caller's default tenant   yes
+``stream``                  ``"request:" + request_id``                               —
+``occurred_at``             span start, ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC, µs)     yes
+``idempotency_key``         ``"otlp:<trace_id>:<span_id>"``                           —
+``request_id``              ``pactledger.request_id``, else ``gen_ai.response.id``,   —
+                            else ``<trace_id>-<span_id>`` (``<span_id>`` alone
+                            when the span has no trace id)
+``business_unit``           ``pactledger.business_unit``                              yes
+``cost_center``             ``pactledger.cost_center``                                yes
+``application``             ``pactledger.application``, else ``service.name``         yes
+``model``                   ``gen_ai.response.model``, else ``gen_ai.request.model``  yes
+``model_tier``              ``pactledger.model_tier``, else the one of ``opus``,      yes
+                            ``sonnet``, ``haiku`` that the model name contains
+``provider``                ``gen_ai.provider.name`` (else ``gen_ai.system``)         yes
+                            through :data:`PROVIDERS`; other values are rejected
+``region``                  ``pactledger.region``, else ``cloud.region``              yes
+``deployment``              ``pactledger.deployment``                                 no
+``rack_family``             ``pactledger.rack_family``                                no
+``tranche_id``              ``pactledger.tranche_id``                                 no
+``decision_id``             ``pactledger.decision_id``                                no
+``route_reason``            ``pactledger.route_reason``                               no
+``input_tokens``            ``gen_ai.usage.input_tokens`` (else the deprecated        yes
+                            ``gen_ai.usage.prompt_tokens``) minus cache reads
+``output_tokens``           ``gen_ai.usage.output_tokens`` (else the deprecated       yes
+                            ``gen_ai.usage.completion_tokens``); 0 for an
+                            ``embeddings`` span that has neither
+``cached_tokens``           ``gen_ai.usage.cache_read.input_tokens``; omitted if 0    no
+``time_to_first_token_ms``  ``gen_ai.response.time_to_first_chunk`` (seconds)         no
+                            × 1000, rounded
+``latency_ms``              ``(end - start) // 1_000_000``; omitted if end < start    no
+``status``                  ``"error"`` if the span status code is ERROR (2),         —
+                            else ``"ok"``
+==========================  ========================================================  ========
 
 Token counts: the GenAI conventions say ``gen_ai.usage.input_tokens`` "SHOULD include all types
 of input tokens, including cached tokens", and that ``cache_read.input_tokens`` and
@@ -517,7 +519,7 @@ def map_spans(spans: Sequence[Span], *, default_tenant: str | None) -> Mapped:
         try:
             entries.append(_Entry(span).build(default_tenant))
         except _UnmappableSpanError as exc:
-            rejected.append(f"span {span.span_id or '(no id)'} ({_clip(span.name, 80)}): {exc}")
+            rejected.append(f"{_describe(span)}: {exc}")
     return Mapped(entries=entries, ignored=ignored, rejected=rejected)
 
 
@@ -563,7 +565,8 @@ class _Entry:
         request_id = self.optional("request_id", "pactledger.request_id", "gen_ai.response.id")
         if request_id is None:
             request_id = f"{span.trace_id}-{span.span_id}" if span.trace_id else span.span_id
-        model = self.required("model", "gen_ai.response.model", "gen_ai.request.model")
+        served = self.required("model", "gen_ai.response.model", "gen_ai.request.model")
+        model = canonical_model(served)
         payload: dict[str, Any] = {
             "request_id": request_id,
             "business_unit": self.required("business_unit", "pactledger.business_unit"),
@@ -578,6 +581,8 @@ class _Entry:
             label = self.optional(field, f"pactledger.{field}")
             if label is not None:
                 payload[field] = label
+        if model != served and "deployment" not in payload:
+            payload["deployment"] = served  # the provider's own id, kept
         payload.update(self.tokens())
         if span.end_unix_nano >= span.start_unix_nano:
             payload["latency_ms"] = (span.end_unix_nano - span.start_unix_nano) // 1_000_000
@@ -597,7 +602,11 @@ class _Entry:
         return entry
 
     def provider(self) -> str:
-        key = "gen_ai.provider.name" if "gen_ai.provider.name" in self.attrs else "gen_ai.system"
+        key = "gen_ai.provider.name"
+        if self.attrs.get(key) is None and self.attrs.get("gen_ai.system") is not None:
+            key = "gen_ai.system"  # deprecated, still sent by older instrumentations
+        if self.attrs.get(key) is None:
+            raise _UnmappableSpanError(key, "required attribute is missing")
         name = self.required("provider", key)
         if name not in PROVIDERS:
             raise _UnmappableSpanError(
@@ -670,9 +679,32 @@ def _text(attrs: Mapping[str, Any], key: str) -> str:
     return value
 
 
+def _describe(span: Span) -> str:
+    name = span.name if len(span.name) <= 80 else span.name[:79] + "…"
+    return f"span {span.span_id or '(no id)'}" + (f" ({name})" if name else "")
+
+
 def _kind(value: Any) -> str:
     names = {str: "string", bool: "bool", int: "int", float: "double", list: "array"}
     return f"{names.get(type(value), type(value).__name__)} {_clip(value, 40)}"
+
+
+_PROVIDER_PREFIX = re.compile(r"^(?:[a-z]{2,4}\.)?anthropic\.")
+_VERSION_SUFFIX = re.compile(r"(?:@.*|-\d{8}.*|-v\d+(?::\d+)?|-latest)$")
+
+
+def canonical_model(served: str) -> str:
+    """The model name price lists use, from a provider's id: Bedrock
+    ``eu.anthropic.claude-sonnet-4-5-20250929-v1:0`` and Vertex ``claude-sonnet-4-5@20250929``
+    are ``claude-sonnet-4-5``. An id it does not recognise is returned unchanged."""
+    if "claude" not in served:
+        return served
+    model = _PROVIDER_PREFIX.sub("", served)
+    while True:
+        shorter = _VERSION_SUFFIX.sub("", model)
+        if shorter == model:
+            return model or served
+        model = shorter
 
 
 def _tier(model: str) -> str:

@@ -56,6 +56,20 @@ class LogStore(Protocol):
         range scan: meant for the small governance streams such as ``policy:``)."""
         ...
 
+    def find_entries(
+        self,
+        *,
+        event_type: str,
+        after: int,
+        limit: int,
+        tenants: Collection[str] | None = None,
+        occurred_from: datetime | None = None,
+        occurred_to: datetime | None = None,
+    ) -> list[SealedEntry]:
+        """Up to ``limit`` entries of one type with ``seq > after``, in ``seq`` order, of the
+        given tenants (None: all) and occurred in ``[occurred_from, occurred_to)``."""
+        ...
+
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
         """Complete-subtree hashes: level 0 is the leaf hash of entry ``index``; levels below
         merkle.STORED_MIN_LEVEL are recomputed from leaves, the others are read as stored."""

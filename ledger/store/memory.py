@@ -71,6 +71,29 @@ class MemoryLogStore:
     def entries_in_streams(self, prefix: str) -> list[SealedEntry]:
         return [entry for entry in self.entries if entry.stream.startswith(prefix)]
 
+    def find_entries(
+        self,
+        *,
+        event_type: str,
+        after: int,
+        limit: int,
+        tenants: Collection[str] | None = None,
+        occurred_from: datetime | None = None,
+        occurred_to: datetime | None = None,
+    ) -> list[SealedEntry]:
+        found = []
+        for entry in self.entries[max(after + 1, 0) :]:
+            if (
+                entry.type == event_type
+                and (tenants is None or entry.tenant in tenants)
+                and (occurred_from is None or entry.occurred_at >= occurred_from)
+                and (occurred_to is None or entry.occurred_at < occurred_to)
+            ):
+                found.append(entry)
+                if len(found) == limit:
+                    break
+        return found
+
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
         return resolve_nodes(
             nodes,

@@ -262,6 +262,30 @@ class SqlLogStore:
             ).all()
         return [_entry_of(row) for row in rows]
 
+    def find_entries(
+        self,
+        *,
+        event_type: str,
+        after: int,
+        limit: int,
+        tenants: Collection[str] | None = None,
+        occurred_from: datetime | None = None,
+        occurred_to: datetime | None = None,
+    ) -> list[SealedEntry]:
+        # Walks the (type, seq) index from ``after``; the other conditions filter on the way.
+        query = _ENTRY_SELECT.where(entries.c.type == event_type, entries.c.seq > after)
+        if tenants is not None:
+            if not tenants:
+                return []
+            query = query.where(entries.c.tenant.in_(sorted(tenants)))
+        if occurred_from is not None:
+            query = query.where(entries.c.occurred_at >= occurred_from)
+        if occurred_to is not None:
+            query = query.where(entries.c.occurred_at < occurred_to)
+        with self._reading() as conn:
+            rows = conn.execute(query.order_by(entries.c.seq).limit(limit)).all()
+        return [_entry_of(row) for row in rows]
+
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
         with self._reading() as conn:
             return resolve_nodes(

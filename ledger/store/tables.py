@@ -94,6 +94,7 @@ entries = Table(
         sqlite_where=text("idempotency_key IS NOT NULL"),
         postgresql_where=text("idempotency_key IS NOT NULL"),
     ),
+    Index("ix_entries_type_seq", "type", "seq"),  # audit queries page through one type
 )
 
 merkle_nodes = Table(

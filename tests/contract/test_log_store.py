@@ -240,6 +240,38 @@ def test_entries_in_streams_selects_by_prefix_in_seq_order(store: LogStore) -> N
     assert store.entries_in_streams("audit:") == []
 
 
+def test_find_entries_pages_one_type_by_tenant_and_time(store: LogStore) -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    store.append(
+        [
+            entry(
+                i,
+                type="A" if i % 3 else "B",
+                tenant=f"t{i % 2}",
+                occurred_at=start + timedelta(hours=i),
+            )
+            for i in range(30)
+        ]
+    )
+    a_seqs = [i for i in range(30) if i % 3]
+    page = store.find_entries(event_type="A", after=-1, limit=5)
+    assert [e.seq for e in page] == a_seqs[:5]
+    rest = store.find_entries(event_type="A", after=page[-1].seq, limit=100)
+    assert [e.seq for e in page + rest] == a_seqs
+    mine = store.find_entries(event_type="A", after=-1, limit=100, tenants=["t1"])
+    assert [e.seq for e in mine] == [i for i in a_seqs if i % 2]
+    assert store.find_entries(event_type="A", after=-1, limit=100, tenants=[]) == []
+    window = store.find_entries(
+        event_type="B",
+        after=-1,
+        limit=100,
+        occurred_from=start + timedelta(hours=6),
+        occurred_to=start + timedelta(hours=15),
+    )
+    assert [e.seq for e in window] == [6, 9, 12]
+    assert store.find_entries(event_type="C", after=-1, limit=10) == []
+
+
 def test_only_subtrees_of_16_leaves_or_more_are_stored(store: LogStore) -> None:
     store.append([entry(i) for i in range(64)])
     assert sorted(store.nodes_in(4, 0, 9)) == [0, 1, 2, 3]
