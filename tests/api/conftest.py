@@ -61,7 +61,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def api_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(fixture)
     open_sql_store(url).engine.dispose()  # migrated and initialised
     key_path = tmp_path / "signing-key.pem"
     key_path.write_bytes(
