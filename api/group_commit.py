@@ -50,8 +50,9 @@ class GroupCommitter:
 
     async def submit(self, entry: EntryLike) -> Receipt:
         """Append one entry with whatever else is queued; returns once it is durable."""
-        if self._queue is None:
-            raise RuntimeError("the group committer is not started")
+        if self._queue is None:  # served without a lifespan (some test harnesses): start now
+            await self.start()
+        assert self._queue is not None
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         await self._queue.put((entry, future))
         return await future

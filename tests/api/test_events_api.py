@@ -537,7 +537,6 @@ async def test_concurrent_posts_share_transactions(api: Api) -> None:
     # Each request reaches the committer's queue after its (threaded) auth dependency; the
     # first commit runs in a worker thread while the rest queue up behind it, so on both
     # SQLite and PostgreSQL the 40 requests have always shared transactions here.
-    print("TX", transactions)
     assert 1 <= transactions < 40
     assert metric(metrics, "pactledger_entries_appended_total") == 40
 
