@@ -34,11 +34,7 @@ def provenance(request_id: str, who: Reader, found: Found) -> dict[str, Any]:
     an inclusion proof against the newest signed checkpoint, which is included. A request of
     another tenant is a 404, like one that does not exist."""
     stream = f"request:{request_id}"
-    entries = [
-        e
-        for e in found.ledger.store.entries_in_streams(stream)
-        if e.stream == stream and who.sees(e.tenant)
-    ]
+    entries = [e for e in found.ledger.store.stream_entries(stream) if who.sees(e.tenant)]
     if not entries:
         raise NotFoundError(f"no request '{request_id}'")
     checkpoint = found.ledger.latest_checkpoint()

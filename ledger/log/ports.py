@@ -51,6 +51,10 @@ class LogStore(Protocol):
         """Every stored entry from ``start`` in ``seq`` order, read in batches (bounded memory)."""
         ...
 
+    def stream_entries(self, stream: str) -> list[SealedEntry]:
+        """Every entry of one stream, in order (the (stream, stream_version) index)."""
+        ...
+
     def entries_in_streams(self, prefix: str) -> list[SealedEntry]:
         """Every entry whose stream name starts with ``prefix``, in ``seq`` order (an index
         range scan: meant for the small governance streams such as ``policy:``)."""

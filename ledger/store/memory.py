@@ -68,6 +68,9 @@ class MemoryLogStore:
     def iter_entries(self, *, start: int = 0, batch_size: int = 5000) -> Iterator[SealedEntry]:
         yield from self.entries[start:]
 
+    def stream_entries(self, stream: str) -> list[SealedEntry]:
+        return [entry for entry in self.entries if entry.stream == stream]
+
     def entries_in_streams(self, prefix: str) -> list[SealedEntry]:
         return [entry for entry in self.entries if entry.stream.startswith(prefix)]
 

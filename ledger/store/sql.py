@@ -248,6 +248,13 @@ class SqlLogStore:
                 yield _entry_of(row)
             position = rows[-1].seq + 1
 
+    def stream_entries(self, stream: str) -> list[SealedEntry]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                _ENTRY_SELECT.where(entries.c.stream == stream).order_by(entries.c.stream_version)
+            ).all()
+        return [_entry_of(row) for row in rows]
+
     def entries_in_streams(self, prefix: str) -> list[SealedEntry]:
         if not prefix:
             raise ValueError("a stream prefix is required")

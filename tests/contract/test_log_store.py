@@ -238,6 +238,8 @@ def test_entries_in_streams_selects_by_prefix_in_seq_order(store: LogStore) -> N
     found = store.entries_in_streams("policy:")
     assert [(e.seq, e.stream) for e in found] == [(0, "policy:b"), (2, "policy:a"), (5, "policy:a")]
     assert store.entries_in_streams("audit:") == []
+    assert [e.seq for e in store.stream_entries("policy:a")] == [2, 5]
+    assert store.stream_entries("policy:") == []
 
 
 def test_find_entries_pages_one_type_by_tenant_and_time(store: LogStore) -> None:
