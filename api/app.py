@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ledger.access import KeyStore
-from ledger.app.keys import load_signer
 from ledger.app.service import Ledger
 from ledger.log.entry import utc_now
 from ledger.settings import Settings
@@ -22,7 +21,7 @@ from ledger.store.sql import SqlLogStore
 
 from . import errors
 from .group_commit import GroupCommitter
-from .limits import BodyLimit
+from .limits import BodyLimit, RequireCredentials
 from .metrics import Metrics
 from .routers import audit, decisions, events, health, otlp, proofs
 from .services import Services
@@ -54,11 +53,9 @@ def create_app(
         )
     if ledger is None:
         assert engine is not None
-        store = SqlLogStore(engine)
-        signer = None
-        if settings.signing_key.exists():
-            signer = load_signer(settings.signing_key, store.head().origin)
-        ledger = Ledger(store=store, signer=signer)
+        # No signer: the API does not sign checkpoints (the CLI and the beat do), and creating
+        # the app must not need the database (readiness reports it instead).
+        ledger = Ledger(store=SqlLogStore(engine))
     if keys is None:
         assert engine is not None
         keys = SqlKeyStore(engine)
@@ -86,5 +83,6 @@ def create_app(
     errors.install(app)
     for module in (events, decisions, otlp, proofs, audit, health):
         app.include_router(module.router)
+    app.add_middleware(RequireCredentials)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app

@@ -131,6 +131,12 @@ def install(app: FastAPI) -> None:
             location = location[1:]
         field = ".".join(location) or None
         message = str(first.get("msg", "invalid request"))
+        if first.get("type") == "json_invalid":  # the location is a character offset
+            context = first.get("ctx")
+            detail = context.get("error", "") if isinstance(context, dict) else ""
+            where = f" at character {location[0]}" if location else ""
+            message = f"the body is not valid JSON ({detail}{where})"
+            field = None
         return JSONResponse(
             error_body(422, "validation_error", message, field=field, index=index), status_code=422
         )

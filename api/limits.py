@@ -1,5 +1,6 @@
 """The request body limit, enforced before a body is parsed: a declared Content-Length over
-the limit is refused at once, and a body without one is counted as it streams in."""
+the limit is refused at once; a body without one (chunked) is read and counted first, refused
+as soon as it passes the limit, and otherwise handed to the app as it came."""
 
 from __future__ import annotations
 
@@ -8,10 +9,6 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_body
-
-
-class BodyTooLargeError(Exception):
-    pass
 
 
 class BodyLimit:
@@ -26,29 +23,36 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
+        if declared is not None:
+            # The server enforces Content-Length framing: a body cannot be longer.
+            await self.app(scope, receive, send)
+            return
+        # No length declared (chunked): read it all, counting, before the app sees any of it.
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLargeError
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLargeError:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
                 await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
@@ -65,3 +69,38 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class RequireCredentials:
+    """A write to ``/v1`` without any ``Authorization`` header is refused with 401 before its
+    body is read, so an unauthenticated caller learns nothing from body validation."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith("/v1/")
+            and b"authorization" not in dict(scope["headers"])
+        ):
+            body = json.dumps(
+                error_body(
+                    401, "unauthenticated", "send an API key as 'Authorization: Bearer <key>'"
+                )
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"www-authenticate", b"Bearer"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)

@@ -54,7 +54,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.READ}),
 }
 
-_TOKEN = re.compile(r"^plk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_TOKEN = re.compile(r"plk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")  # used with fullmatch
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -144,7 +144,7 @@ def create_key(
 
 def authenticate(store: KeyStore, token: str) -> Principal | None:
     """The principal of a bearer token; None for a malformed, unknown or revoked key."""
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     if match is None:
         return None
     record = store.get_key(match.group(1))

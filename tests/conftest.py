@@ -30,7 +30,7 @@ def _admin() -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
 
 
-def _database_url(name: str) -> str:
+def database_url(name: str) -> str:
     base, _, _ = ADMIN_URL.rpartition("/")
     return f"{base}/{name}"
 
@@ -51,7 +51,9 @@ def create_database(template: str | None = None) -> str:
     with _admin() as conn:
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:
-            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            # FILE_COPY (PostgreSQL 15+) copies a small template ~3x faster than WAL_LOG.
+            strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(
                 sql.Identifier(name), sql.Identifier(template)
             )
         conn.execute(statement)
@@ -70,7 +72,7 @@ def postgres_template() -> Iterator[str]:
     """A migrated, empty database that tests clone (much faster than migrating each time)."""
     _require_postgres()
     name = create_database()
-    engine = make_engine(_database_url(name))
+    engine = make_engine(database_url(name))
     migrate(engine)
     engine.dispose()
     yield name
@@ -81,7 +83,7 @@ def postgres_template() -> Iterator[str]:
 def postgres_url(postgres_template: str) -> Iterator[str]:
     """URL of a fresh, migrated PostgreSQL database of this test's own."""
     name = create_database(template=postgres_template)
-    yield _database_url(name)
+    yield database_url(name)
     drop_database(name)
 
 
@@ -90,7 +92,7 @@ def empty_postgres_url() -> Iterator[str]:
     """URL of a fresh PostgreSQL database with no schema at all."""
     _require_postgres()
     name = create_database()
-    yield _database_url(name)
+    yield database_url(name)
     drop_database(name)
 
 

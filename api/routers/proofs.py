@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import orjson
@@ -9,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 
 from ledger.access import Permission, Principal
-from ledger.errors import IntegrityError, NotFoundError
+from ledger.errors import IntegrityError, NotFoundError, ValidationError
 from ledger.log.entry import SealedEntry
 from ledger.log.ports import CheckpointRecord
 
@@ -68,7 +70,8 @@ def inclusion_proof(
     tree_size: Annotated[int | None, Query(ge=1, description="Default: the log size")] = None,
 ) -> dict[str, object]:
     """RFC 9162 inclusion proof of entry `seq` in the tree of `tree_size` entries."""
-    return found.ledger.prove_inclusion(seq, size=tree_size).to_json()
+    with _renamed("size", "tree_size"):
+        return found.ledger.prove_inclusion(seq, size=tree_size).to_json()
 
 
 @router.get("/proofs/consistency", response_model=ConsistencyProofOut)
@@ -79,7 +82,8 @@ def consistency_proof(
     second: Annotated[int | None, Query(ge=0, description="Default: the log size")] = None,
 ) -> dict[str, object]:
     """RFC 9162 consistency proof between two tree sizes."""
-    return found.ledger.prove_consistency(first, second).to_json()
+    with _renamed("size", "second"):
+        return found.ledger.prove_consistency(first, second).to_json()
 
 
 @router.get("/entries", response_model=EntriesPage)
@@ -98,6 +102,17 @@ def entries_page(
             break
     last = page[-1]["seq"] if page else after
     return {"entries": page, "next_after": last if last + 1 < size else None, "tree_size": size}
+
+
+@contextmanager
+def _renamed(field: str, parameter: str) -> Iterator[None]:
+    """Report the ledger's name for a value as the query parameter the client sent."""
+    try:
+        yield
+    except ValidationError as exc:
+        if exc.field != field:
+            raise
+        raise ValidationError(exc.reason, field=parameter) from None
 
 
 def _entry(entry: SealedEntry) -> dict[str, Any]:

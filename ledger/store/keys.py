@@ -1,4 +1,4 @@
-"""API keys in SQL (SQLite or PostgreSQL): the :class:`~ledger.app.access.KeyStore` port.
+"""API keys in SQL (SQLite or PostgreSQL): the :class:`~ledger.access.KeyStore` port.
 
 Guarantees: only the SHA-256 of a secret is stored; revocation is a timestamp (rows are
 kept, so listings show who had access when); driver errors become LedgerErrors.

@@ -126,7 +126,7 @@ class MemoryLogStore:
 
 
 class MemoryKeyStore:
-    """API keys in a dict: the reference :class:`~ledger.app.access.KeyStore`."""
+    """API keys in a dict: the reference :class:`~ledger.access.KeyStore`."""
 
     def __init__(self) -> None:
         self.keys: dict[str, ApiKeyRecord] = {}

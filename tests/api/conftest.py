@@ -6,7 +6,8 @@ Async tests: mark them ``pytest.mark.anyio`` (the anyio plugin runs them on asyn
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,13 @@ from api.app import create_app
 from api.services import Services
 from ledger.access import Role, create_key
 from ledger.app.governance import publish_policies
+from ledger.app.keys import load_signer
+from ledger.app.service import Ledger
 from ledger.log.entry import utc_now
 from ledger.policy import load_policy_set
 from ledger.settings import Settings
-from tests.conftest import ORIGIN, open_sql_store
+from ledger.store.keys import SqlKeyStore
+from tests.conftest import ORIGIN, create_database, database_url, drop_database, open_sql_store
 from tests.domain import price_list
 
 # name: (role, tenants); an empty tenant list means all tenants
@@ -59,40 +63,78 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@dataclass(frozen=True)
+class Template:
+    """A ledger set up once per session (policies, price list, keys) that tests copy."""
+
+    url: str
+    keys: dict[str, str]
+
+
+def _prepare(url: str) -> dict[str, str]:
+    store = open_sql_store(url)  # migrated and initialised
+    ledger = Ledger(store=store)
+    publish_policies(ledger, load_policy_set())
+    ledger.append([price_list()])
+    keys = SqlKeyStore(store.engine)
+    tokens = {
+        name: create_key(
+            keys, role=role, tenants=tenants, all_tenants=not tenants, name=name, now=utc_now()
+        )[0]
+        for name, (role, tenants) in KEYS.items()
+    }
+    store.engine.dispose()
+    return tokens
+
+
+@pytest.fixture(scope="session")
+def sqlite_api_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    url = f"sqlite:///{tmp_path_factory.mktemp('api-template')}/ledger.db"
+    return Template(url, _prepare(url))
+
+
+@pytest.fixture(scope="session")
+def postgres_api_template(postgres_template: str) -> Iterator[Template]:
+    name = create_database(template=postgres_template)
+    url = database_url(name)
+    yield Template(name, _prepare(url))
+    drop_database(name)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    url: str = request.getfixturevalue(fixture)
-    open_sql_store(url).engine.dispose()  # migrated and initialised
+def api_template(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Template]:
+    """A fresh copy of the prepared ledger, this test's own."""
+    if request.param == "sqlite":
+        template: Template = request.getfixturevalue("sqlite_api_template")
+        copy = tmp_path / "ledger.db"
+        shutil.copyfile(template.url.removeprefix("sqlite:///"), copy)
+        yield Template(f"sqlite:///{copy}", template.keys)
+        return
+    template = request.getfixturevalue("postgres_api_template")
+    name = create_database(template=template.url)
+    yield Template(database_url(name), template.keys)
+    drop_database(name)
+
+
+@pytest.fixture
+def api_settings(api_template: Template, tmp_path: Path) -> Settings:
     key_path = tmp_path / "signing-key.pem"
     key_path.write_bytes(
         Ed25519PrivateKey.generate().private_bytes(
             Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
         )
     )
-    return Settings(database_url=url, signing_key=key_path, origin=ORIGIN)
+    return Settings(database_url=api_template.url, signing_key=key_path, origin=ORIGIN)
 
 
 @pytest.fixture
-async def api(api_settings: Settings) -> AsyncIterator[Api]:
+async def api(api_settings: Settings, api_template: Template) -> AsyncIterator[Api]:
     app = create_app(api_settings)
     found: Services = app.state.services
-    publish_policies(found.ledger, load_policy_set())
-    found.ledger.append([price_list()])
-    keys = {
-        name: create_key(
-            found.keys,
-            role=role,
-            tenants=tenants,
-            all_tenants=not tenants,
-            name=name,
-            now=utc_now(),
-        )[0]
-        for name, (role, tenants) in KEYS.items()
-    }
+    found.ledger.signer = load_signer(api_settings.signing_key, ORIGIN)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://pactledger.test") as client,
     ):
-        yield Api(client, keys, found)
+        yield Api(client, dict(api_template.keys), found)

@@ -279,11 +279,6 @@ async def test_malformed_json_is_refused_with_the_error_shape(api: Api) -> None:
     assert size(api) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a JSON decode error names the character offset as the field ('field': '28'): "
-    "errors.py strips 'body' from the loc ('body', 28) and joins the rest",
-)
 async def test_malformed_json_names_no_offset_as_its_field(api: Api) -> None:
     response = await api.client.post(
         "/v1/events",
@@ -484,12 +479,6 @@ async def test_a_streamed_body_over_the_limit_appends_nothing(api_settings: Sett
         assert size(api) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a chunked body over api_max_body_bytes gets 400 http_error 'There was an error "
-    "parsing the body' instead of 413 too_large: FastAPI wraps BodyLimit's BodyTooLargeError "
-    "raised from receive() in an HTTPException(400) and answers before BodyLimit can refuse",
-)
 async def test_a_streamed_body_over_the_limit_is_too_large(api_settings: Settings) -> None:
     settings = api_settings.model_copy(update={"api_max_body_bytes": 2048})
     async with serve(settings) as api:

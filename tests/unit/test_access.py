@@ -167,7 +167,7 @@ def test_the_secret_of_one_key_does_not_open_another() -> None:
         pytest.param(lambda t: t[4:], id="no-prefix"),
         pytest.param(lambda t: "PLK_" + t[4:], id="upper-prefix"),
         pytest.param(lambda t: "pk_" + t[4:], id="other-prefix"),
-        pytest.param(lambda t: t[:4] + t[4:16].upper() + t[16:], id="upper-hex-id"),
+        pytest.param(lambda t: t[:4] + "ABCDEF012345" + t[16:], id="upper-hex-id"),
         pytest.param(lambda t: t[:15] + t[16:], id="11-digit-id"),
         pytest.param(lambda t: t[:16] + "0" + t[16:], id="13-digit-id"),
         pytest.param(lambda t: t[:-1], id="42-char-secret"),
@@ -189,11 +189,6 @@ def test_a_malformed_token_is_refused(mangle: Callable[[str], str]) -> None:
     assert authenticate(store, bad) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the token pattern ends in '$', which also matches before a trailing newline, "
-    "so 'plk_<id>_<secret>\\n' authenticates although it is not of the documented form",
-)
 def test_a_token_with_a_trailing_newline_is_refused() -> None:
     store = MemoryKeyStore()
     token, _ = make(store)

@@ -1,0 +1,1154 @@
+"""The HTTP API under load, on PostgreSQL, against the ``eventsourcing`` library as a peer.
+
+What it measures, in one run (defaults in brackets):
+
+1. ``single/pactledger`` — the real server (``pactledger serve``, uvicorn, ``--workers`` [1]) in
+   a subprocess; 32 client threads, each with its own keep-alive ``httpx.Client``, POST one
+   ``InferenceRouted`` entry at a time to ``/v1/events`` until ``--single`` [20,000] events are
+   in. The server group-commits concurrent POSTs; a 201 means the entry is durable. Events/s
+   over the wall time of the run, p50/p99 of the per-request latency seen by the client.
+2. ``single/eventsourcing`` — the peer: the ``eventsourcing`` library (``Application`` with its
+   PostgreSQL persistence module, ``PostgresApplicationRecorder``) in another fresh database on
+   the same server; 32 threads in this process, each ``app.save(aggregate)`` of one new
+   aggregate (created with the same request fields) per transaction, the same number of events
+   as row 1. Events/s, p50/p99 of ``save``.
+3. ``batch/pactledger`` — ``--batches`` [100] POSTs of 1,000 entries to ``/v1/events:batch``
+   from ``BATCH_CLIENTS`` (2) client threads. Events/s, p50/p99 per batch.
+4. ``provenance/pactledger`` — the ledger is grown to ``--ledger-size`` [1,000,000] entries by
+   appending ``InferenceRouted``-shaped entries straight through ``SqlLogStore.append`` in
+   batches of 1,000 (not timed, not through HTTP, no admission: the payloads are written as
+   admission would store them, priced), a checkpoint is signed and ``ANALYZE`` runs (as
+   autovacuum would soon after a bulk load). One client then makes ``SERIAL_LOOKUPS`` (200)
+   lookups one at a time (the service time without queueing, reported beside the row), then
+   16 client threads ``GET /v1/provenance/{request_id}`` for ``--lookups`` [5,000] random
+   existing request ids: each answer holds the request's entry with an inclusion proof against
+   that checkpoint. p50/p99 latency and lookups/s of the 16 clients; the target is judged on
+   these.
+
+Targets (judged and printed as met / NOT met; the script exits 0 either way):
+
+* single-event ingest: ``single/pactledger`` events/s >= 2x ``single/eventsourcing``;
+* provenance: p99 <= 20 ms at the ledger size (the issue asks for 1,000,000 entries; a smaller
+  ``--ledger-size`` is judged too, and says so).
+
+Request bodies are serialised before any timing; every client does one untimed request (peer:
+one untimed save) before the timed run starts, so connections and pools are warm. Before each
+timed row PostgreSQL is asked to ``CHECKPOINT`` so no row pays for the writes of the one before.
+Each row also reports the CPU it cost per event (or lookup): the server process's (from
+``/proc``) and this process's (the HTTP clients; for the peer, the library itself), which on a
+machine shared by clients, server and database says where the time went. For the single row,
+the server's ``/metrics`` give the group commits: transactions and entries per transaction.
+
+Checks (a failed one aborts the run): every ingest answer is 201 and the head grew by exactly
+the events sent; the peer's notification log holds exactly its events; every provenance answer
+is 200, and a sample of them (every 50th) is verified: the request id, the checkpoint's tree
+size, and each inclusion proof recomputed to the checkpoint's root.
+
+Guarantees: the script only creates databases named ``pactledger_bench_<12 hex digits>`` and
+drops every one it created (``DROP DATABASE ... WITH (FORCE)``) before it exits, on success, on
+an error, on Ctrl-C and on SIGTERM; the server process is terminated; the temporary directory
+(signing key, server log) is removed. Nothing is created in the maintenance database.
+
+Run it from the repository root::
+
+    .venv/bin/python -m benchmarks.api                                  # full run
+    .venv/bin/python -m benchmarks.api --single 2000 --batches 10 \\
+        --ledger-size 20000 --lookups 500                              # quick check
+    .venv/bin/python -m benchmarks.api --json --out api.json
+
+The peer needs ``eventsourcing[postgres]`` (9.5) in the virtualenv. The PostgreSQL server comes
+from ``--postgres-url`` or ``PACTLEDGER_BENCH_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/postgres``, a maintenance database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.ingest import (
+    DEFAULT_ADMIN_URL,
+    Databases,
+    cpu_busy,
+    git_revision,
+    load_average,
+    machine_info,
+    new_progress,
+    positive_int,
+)
+from ledger.access import Role, create_key
+from ledger.app.governance import publish_policies
+from ledger.app.keys import create_signing_key, load_signer
+from ledger.app.service import Ledger
+from ledger.integrity.merkle import InclusionProof
+from ledger.log.entry import utc_now
+from ledger.policy import load_policy_set
+from ledger.store.engine import make_engine, migrate
+from ledger.store.keys import SqlKeyStore
+from ledger.store.sql import SqlLogStore
+
+ORIGIN = "bench.example/api"
+SEED = 4242
+SINGLE_CLIENTS = 32
+BATCH_CLIENTS = 2
+BATCH_SIZE = 1_000
+FILL_BATCH = 1_000
+LOOKUP_CLIENTS = 16
+SERIAL_LOOKUPS = 200  # one client, one at a time, before the concurrent lookups: service time
+VERIFY_EVERY = 50  # provenance answers kept and verified after timing: every 50th
+SINGLE_TARGET_RATIO = 2.0
+PROVENANCE_TARGET_MS = 20.0
+TARGET_LEDGER_SIZE = 1_000_000
+READY_TIMEOUT_S = 60.0
+
+SINGLE_ROW = "single/pactledger"
+PEER_ROW = "single/eventsourcing"
+BATCH_ROW = "batch/pactledger"
+PROVENANCE_ROW = "provenance/pactledger"
+
+TENANTS = ("acme", "globex", "initech", "umbrella")
+PRICE_LIST_ID = "bench-2026"
+PRICE_FROM = "2026-01-01T00:00:00Z"
+OCCURRED_FROM = datetime(2026, 3, 1, tzinfo=UTC)  # after the price list takes effect
+RATES = {  # model: (tier, input, output, cached input) USD per million tokens
+    "claude-opus-4-1": ("opus", "15", "75", "1.50"),
+    "claude-sonnet-4-5": ("sonnet", "3", "15", "0.30"),
+    "claude-haiku-4-5": ("haiku", "1", "5", "0.10"),
+}
+MODELS = tuple(RATES)
+PLACES = (("aws", "eu-central-1"), ("aws", "us-east-1"), ("azure", "westeurope"))
+BUSINESS_UNITS = ("research", "claims", "underwriting", "support")
+APPLICATIONS = ("contract-review", "triage-bot", "claims-summary", "search")
+
+
+# --- entries --------------------------------------------------------------------------------
+
+
+def price_list() -> dict[str, Any]:
+    """The PriceListPublished entry every routed entry of the run is priced by."""
+    return {
+        "type": "PriceListPublished",
+        "stream": f"price-list:{PRICE_LIST_ID}",
+        "tenant": "governance",
+        "payload": {
+            "price_list_id": PRICE_LIST_ID,
+            "version": 1,
+            "effective_from": PRICE_FROM,
+            "prices": [
+                {
+                    "model": model,
+                    "provider": provider,
+                    "input_per_million": rate[1],
+                    "output_per_million": rate[2],
+                    "cached_input_per_million": rate[3],
+                }
+                for model, rate in RATES.items()
+                for provider in ("aws", "azure", "gcp")
+            ],
+        },
+    }
+
+
+def _digest(row: str, index: int) -> bytes:
+    return hashlib.blake2b(f"{SEED}:{row}:{index}".encode(), digest_size=16).digest()
+
+
+def request_id(row: str, index: int) -> str:
+    """The request id of entry ``index`` of ``row`` (``s`` single, ``b`` batch, ``f`` fill):
+    uuid-shaped and spread over the key space like real ids, yet recomputable from the index,
+    so a million of them need not be held in memory."""
+    return str(uuid.UUID(bytes=_digest(row, index), version=4))
+
+
+def routed_entry(row: str, index: int) -> dict[str, Any]:
+    """A routed inference as a gateway sends it (no cost: the ledger prices it). Its numbers
+    come from the same digest as its request id: cheap, deterministic, spread out."""
+    digest = _digest(row, index)
+    rid = str(uuid.UUID(bytes=digest, version=4))
+    model = MODELS[index % len(MODELS)]
+    provider, region = PLACES[index % len(PLACES)]
+    occurred = OCCURRED_FROM + timedelta(milliseconds=index)
+    return {
+        "type": "InferenceRouted",
+        "stream": f"request:{rid}",
+        "tenant": TENANTS[index % len(TENANTS)],
+        "occurred_at": occurred.isoformat().replace("+00:00", "Z"),
+        "payload": {
+            "request_id": rid,
+            "business_unit": BUSINESS_UNITS[index % len(BUSINESS_UNITS)],
+            "cost_center": f"cc-{4400 + index % 16}",
+            "application": APPLICATIONS[index % len(APPLICATIONS)],
+            "model_tier": RATES[model][0],
+            "model": model,
+            "provider": provider,
+            "region": region,
+            "input_tokens": 40 + int.from_bytes(digest[0:2]) % 11_961,
+            "output_tokens": 5 + int.from_bytes(digest[2:4]) % 2_496,
+            "latency_ms": 80 + int.from_bytes(digest[4:6]) % 8_921,
+        },
+    }
+
+
+def priced_entry(row: str, index: int) -> dict[str, Any]:
+    """A routed entry with the fields admission would fill in (cost, price list, defaults), for
+    the bulk fill that bypasses admission: the stored payload looks like an admitted one."""
+    entry = routed_entry(row, index)
+    payload = entry["payload"]
+    _, rate_in, rate_out, _ = RATES[payload["model"]]
+    cost = (
+        payload["input_tokens"] * Decimal(rate_in) + payload["output_tokens"] * Decimal(rate_out)
+    ).scaleb(-6)
+    payload.update(
+        cached_tokens=0,
+        status="ok",
+        price_list_id=PRICE_LIST_ID,
+        price_list_version=1,
+        cost=format(cost.normalize(), "f"),
+        currency="USD",
+    )
+    return entry
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending sequence."""
+    if not ordered:
+        return float("nan")
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class Timing:
+    """One timed row: ``count`` events (or lookups) in ``seconds`` of wall time."""
+
+    count: int
+    seconds: float
+    latencies: list[float]  # seconds, one per request (or per save)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else float("inf")
+
+    def ms(self, fraction: float) -> float:
+        return 1000 * percentile(sorted(self.latencies), fraction)
+
+
+def run_threads(
+    threads: int,
+    setup: Callable[[int], Any],
+    work: Callable[[int, Any, threading.Event], list[float]],
+    teardown: Callable[[Any], None],
+) -> tuple[float, list[float]]:
+    """Run ``work(index, state, stop)`` on ``threads`` threads that start together; ``setup``
+    (untimed, per thread, e.g. a client and one warm-up request) runs first. Returns the wall
+    time from the common start to the last thread's end, and every latency recorded. The first
+    error in any thread is raised here, after the others were told to stop."""
+    barrier = threading.Barrier(threads + 1)
+    stop = threading.Event()
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    errors: list[BaseException] = []
+
+    def body(index: int) -> None:
+        state = None
+        try:
+            state = setup(index)
+            barrier.wait()
+            latencies[index] = work(index, state, stop)
+        except threading.BrokenBarrierError:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+            barrier.abort()
+        finally:
+            if state is not None:
+                teardown(state)
+
+    pool = [
+        threading.Thread(target=body, args=(i,), name=f"bench-{i}", daemon=True)
+        for i in range(threads)
+    ]
+    for thread in pool:
+        thread.start()
+    try:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+        began = time.perf_counter()
+        for thread in pool:
+            thread.join()
+        seconds = time.perf_counter() - began
+    except BaseException:  # Ctrl-C, SIGTERM: stop the clients, then unwind
+        stop.set()
+        barrier.abort()
+        for thread in pool:
+            thread.join(timeout=10)
+        raise
+    if errors:
+        raise errors[0]
+    return seconds, [value for chunk in latencies for value in chunk]
+
+
+def check(response: httpx.Response, status: int, what: str) -> None:
+    if response.status_code != status:
+        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` and its children (Linux ``/proc``), or
+    None where that cannot be read."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    found = False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...
+        this = int(stat.parent.name)
+        if this == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+            found = found or this == pid
+    return total if found else None
+
+
+class CpuMeter:
+    """CPU seconds spent by the server (and its worker processes) and by this process (the
+    clients, or the peer) during one row: on a shared machine, where the time goes."""
+
+    def __init__(self, server: Server | None) -> None:
+        self.server = server
+        self.server_began = process_cpu_seconds(server.process.pid) if server else None
+        self.client_began = time.process_time()
+
+    def per_op(self, count: int) -> dict[str, float | None]:
+        client = time.process_time() - self.client_began
+        server = None
+        if self.server is not None and self.server_began is not None:
+            now = process_cpu_seconds(self.server.process.pid)
+            server = None if now is None else now - self.server_began
+        return {
+            "server_cpu_ms_per_op": None if server is None else round(1000 * server / count, 3),
+            "client_cpu_ms_per_op": round(1000 * client / count, 3),
+        }
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Server:
+    """``pactledger serve`` in a subprocess of its own session, output to a log file."""
+
+    def __init__(self, database_url: str, signing_key: Path, workers: int, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        env = {
+            **os.environ,
+            "PACTLEDGER_DATABASE_URL": database_url,
+            "PACTLEDGER_SIGNING_KEY": str(signing_key),
+            "PACTLEDGER_ORIGIN": ORIGIN,
+        }
+        command = [sys.executable, "-c", "from ledger.cli.main import app; app()"]
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [*command, "serve", "--port", str(self.port), "--workers", str(workers)],
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+            )
+
+    def wait_ready(self) -> int:
+        """Wait for /readyz; returns the tree size it reports."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                response = httpx.get(f"{self.url}/readyz", timeout=2)
+                if response.status_code == 200:
+                    size: int = response.json()["tree_size"]
+                    return size
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not become ready:\n{self.tail()}")
+            time.sleep(0.2)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def problems(self) -> int:
+        """Lines of the server log that report an error (tracebacks, 5xx)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return 0
+        return sum(
+            1 for line in text.splitlines() if "Traceback" in line or line.startswith("ERROR")
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """The Prometheus samples of the server (one process: with several workers, one of
+        them answers)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        # uvicorn's worker processes, should any outlive their supervisor
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def group_commits(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """Transactions and entries per transaction of the single-POST path between two scrapes."""
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    label = '{path="single"}'
+    transactions = delta(f"pactledger_append_batch_entries_count{label}")
+    entries = delta(f"pactledger_append_batch_entries_sum{label}")
+    seconds = delta(f"pactledger_append_seconds_sum{label}")
+    buckets: dict[str, int] = {}
+    previous = 0.0
+    prefix = "pactledger_append_batch_entries_bucket{"
+    for name in after:
+        if name.startswith(prefix) and 'path="single"' in name:
+            bound = name.split('le="', 1)[1].split('"', 1)[0]
+            cumulative = delta(name)
+            if cumulative - previous > 0:
+                buckets[f"<={bound}"] = int(cumulative - previous)
+            previous = cumulative
+    return {
+        "transactions": int(transactions),
+        "entries": int(entries),
+        "mean_entries_per_transaction": entries / transactions if transactions else None,
+        "mean_commit_ms": 1000 * seconds / transactions if transactions else None,
+        "entries_per_transaction_histogram": buckets,
+    }
+
+
+# --- rows -----------------------------------------------------------------------------------
+
+
+def run_single(server: Server, key: str, count: int, console: Console) -> Timing:
+    bodies = [orjson.dumps(routed_entry("s", i)) for i in range(count)]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    clients = [
+        httpx.Client(base_url=server.url, headers=headers, timeout=60)
+        for _ in range(SINGLE_CLIENTS)
+    ]
+    try:
+        for index, client in enumerate(clients):  # connect, and one untimed POST each
+            warm = orjson.dumps(routed_entry("sw", index))
+            check(client.post("/v1/events", content=warm), 201, "warm-up POST")
+
+        def work(index: int, client: httpx.Client, stop: threading.Event) -> list[float]:
+            times = []
+            for body in bodies[index::SINGLE_CLIENTS]:
+                if stop.is_set():
+                    break
+                began = time.perf_counter()
+                response = client.post("/v1/events", content=body)
+                times.append(time.perf_counter() - began)
+                check(response, 201, "POST /v1/events")
+            return times
+
+        before_size = httpx.get(f"{server.url}/readyz", timeout=10).json()["tree_size"]
+        before = server.metrics()
+        console.print(
+            f"{SINGLE_ROW}: {count:,} single POSTs from {SINGLE_CLIENTS} clients …",
+            highlight=False,
+        )
+        cpu = CpuMeter(server)
+        seconds, latencies = run_threads(SINGLE_CLIENTS, clients.__getitem__, work, lambda _: None)
+        used = cpu.per_op(count)
+        after = server.metrics()
+    finally:
+        for client in clients:
+            client.close()
+    size = httpx.get(f"{server.url}/readyz", timeout=10).json()["tree_size"]
+    if size - before_size != count:
+        raise RuntimeError(f"{SINGLE_ROW}: the head grew by {size - before_size}, not {count}")
+    return Timing(count, seconds, latencies, {"group_commit": group_commits(before, after), **used})
+
+
+def run_batches(server: Server, key: str, batches: int, console: Console) -> Timing:
+    bodies = [
+        orjson.dumps({"events": [routed_entry("b", b * BATCH_SIZE + i) for i in range(BATCH_SIZE)]})
+        for b in range(batches)
+    ]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def setup(_: int) -> httpx.Client:
+        client = httpx.Client(base_url=server.url, headers=headers, timeout=120)
+        check(client.get("/healthz"), 200, "warm-up GET /healthz")
+        return client
+
+    def work(index: int, client: httpx.Client, stop: threading.Event) -> list[float]:
+        times = []
+        for body in bodies[index::BATCH_CLIENTS]:
+            if stop.is_set():
+                break
+            began = time.perf_counter()
+            response = client.post("/v1/events:batch", content=body)
+            times.append(time.perf_counter() - began)
+            check(response, 201, "POST /v1/events:batch")
+        return times
+
+    before_size = httpx.get(f"{server.url}/readyz", timeout=10).json()["tree_size"]
+    console.print(
+        f"{BATCH_ROW}: {batches:,} batches of {BATCH_SIZE:,} from {BATCH_CLIENTS} clients …",
+        highlight=False,
+    )
+    cpu = CpuMeter(server)
+    seconds, latencies = run_threads(BATCH_CLIENTS, setup, work, lambda c: c.close())
+    count = batches * BATCH_SIZE
+    used = cpu.per_op(count)
+    size = httpx.get(f"{server.url}/readyz", timeout=10).json()["tree_size"]
+    if size - before_size != count:
+        raise RuntimeError(f"{BATCH_ROW}: the head grew by {size - before_size}, not {count}")
+    return Timing(count, seconds, latencies, {"batch_size": BATCH_SIZE, **used})
+
+
+def run_peer(url: str, count: int, console: Console) -> Timing:
+    """``count`` aggregates saved by the ``eventsourcing`` library, one per transaction."""
+    try:
+        from eventsourcing.application import Application
+        from eventsourcing.domain import Aggregate
+    except ImportError:
+        raise SystemExit(
+            'the peer needs the eventsourcing library: .venv/bin/pip install "eventsourcing'
+            '[postgres]>=9.5,<10"'
+        ) from None
+
+    class RoutedInference(Aggregate):  # one Created event per aggregate
+        def __init__(self, tenant: str, stream: str, occurred_at: str, payload: dict[str, Any]):
+            self.tenant = tenant
+            self.stream = stream
+            self.occurred_at = occurred_at
+            self.payload = payload
+
+    class BenchApplication(Application[Any]):
+        pass
+
+    params = conninfo_to_dict(url)
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params["dbname"]),
+        "POSTGRES_HOST": str(params.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(params.get("port") or "5432"),
+        "POSTGRES_USER": str(params.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(params.get("password") or ""),
+        "POSTGRES_POOL_SIZE": str(SINGLE_CLIENTS),  # one connection per thread, no waiting
+        "POSTGRES_MAX_OVERFLOW": "0",
+        "POSTGRES_CONNECT_TIMEOUT": "30",
+        "CREATE_TABLE": "yes",
+    }
+    entries = [routed_entry("e", i) for i in range(count)]
+    app = BenchApplication(env=env)
+    try:
+
+        def setup(index: int) -> int:
+            warm = routed_entry("ew", index)
+            app.save(
+                RoutedInference(
+                    warm["tenant"], warm["stream"], warm["occurred_at"], warm["payload"]
+                )
+            )
+            return index
+
+        def work(index: int, _: int, stop: threading.Event) -> list[float]:
+            times = []
+            for entry in entries[index::SINGLE_CLIENTS]:
+                if stop.is_set():
+                    break
+                began = time.perf_counter()
+                app.save(
+                    RoutedInference(
+                        entry["tenant"], entry["stream"], entry["occurred_at"], entry["payload"]
+                    )
+                )
+                times.append(time.perf_counter() - began)
+            return times
+
+        console.print(
+            f"{PEER_ROW}: {count:,} saves from {SINGLE_CLIENTS} threads …", highlight=False
+        )
+        cpu = CpuMeter(None)
+        seconds, latencies = run_threads(SINGLE_CLIENTS, setup, work, lambda _: None)
+        used = cpu.per_op(count)
+        recorded = app.recorder.max_notification_id()
+        if recorded != count + SINGLE_CLIENTS:
+            raise RuntimeError(f"{PEER_ROW}: {recorded} events recorded, not {count} + warm-up")
+    finally:
+        app.close()
+    return Timing(
+        count,
+        seconds,
+        latencies,
+        {
+            "recorder": type(app.recorder).__name__,
+            "pool_size": SINGLE_CLIENTS,
+            "version": metadata.version("eventsourcing"),
+            **used,
+        },
+    )
+
+
+def fill(store: SqlLogStore, target: int, console: Console) -> dict[str, Any]:
+    """Append priced routed entries in batches until the log holds ``target`` entries."""
+    start = store.head().size
+    missing = max(0, target - start)
+    began = time.perf_counter()
+    with new_progress(console) as progress:
+        task = progress.add_task("fill", total=missing, rate="")
+        done = 0
+        while done < missing:
+            size = min(FILL_BATCH, missing - done)
+            store.append([priced_entry("f", done + i) for i in range(size)])
+            done += size
+            rate = f"{done / (time.perf_counter() - began):,.0f}/s"
+            progress.update(task, advance=size, rate=rate)
+    seconds = time.perf_counter() - began
+    size = store.head().size
+    if size != max(target, start):
+        raise RuntimeError(f"fill: the log holds {size} entries, not {target}")
+    return {"filled": missing, "seconds": round(seconds, 1), "size": size}
+
+
+def run_provenance(
+    server: Server,
+    key: str,
+    lookups: int,
+    ids: Callable[[int], str],
+    population: int,
+    expected_size: int,
+    console: Console,
+) -> Timing:
+    rng = random.Random(SEED)
+    wanted = [ids(rng.randrange(population)) for _ in range(lookups)]
+    warm = [ids(rng.randrange(population)) for _ in range(LOOKUP_CLIENTS)]
+    headers = {"Authorization": f"Bearer {key}"}
+    kept: dict[int, tuple[str, bytes]] = {}
+
+    def setup(index: int) -> httpx.Client:
+        client = httpx.Client(base_url=server.url, headers=headers, timeout=60)
+        check(client.get(f"/v1/provenance/{warm[index]}"), 200, "warm-up provenance")
+        return client
+
+    def work(index: int, client: httpx.Client, stop: threading.Event) -> list[float]:
+        times = []
+        for position in range(index, lookups, LOOKUP_CLIENTS):
+            if stop.is_set():
+                break
+            began = time.perf_counter()
+            response = client.get(f"/v1/provenance/{wanted[position]}")
+            times.append(time.perf_counter() - began)
+            check(response, 200, f"GET /v1/provenance/{wanted[position]}")
+            if position % VERIFY_EVERY == 0:
+                kept[position] = (wanted[position], response.content)
+        return times
+
+    # Service time without queueing: one client, one lookup at a time (also warms the caches).
+    serial: list[float] = []
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        for _ in range(SERIAL_LOOKUPS):
+            rid = ids(rng.randrange(population))
+            began = time.perf_counter()
+            response = client.get(f"/v1/provenance/{rid}")
+            serial.append(time.perf_counter() - began)
+            check(response, 200, f"GET /v1/provenance/{rid}")
+    serial.sort()
+    console.print(
+        f"{PROVENANCE_ROW}: {lookups:,} lookups from {LOOKUP_CLIENTS} clients …", highlight=False
+    )
+    cpu = CpuMeter(server)
+    seconds, latencies = run_threads(LOOKUP_CLIENTS, setup, work, lambda c: c.close())
+    used = cpu.per_op(lookups)
+    proofs = 0
+    for rid, content in kept.values():
+        body = orjson.loads(content)
+        checkpoint = body["checkpoint"]
+        if body["request_id"] != rid or not body["entries"] or checkpoint is None:
+            raise RuntimeError(f"{PROVENANCE_ROW}: bad answer for {rid}: {content[:300]!r}")
+        if checkpoint["tree_size"] != expected_size:
+            raise RuntimeError(
+                f"{PROVENANCE_ROW}: checkpoint size {checkpoint['tree_size']}, not {expected_size}"
+            )
+        for entry in body["entries"]:
+            proof = InclusionProof.from_json(entry["inclusion_proof"])
+            proof.verify()
+            root, leaf = proof.root_hash.hex(), proof.leaf_hash.hex()
+            if root != checkpoint["root_hash"] or leaf != entry["leaf_hash"]:
+                raise RuntimeError(f"{PROVENANCE_ROW}: the proof for {rid} does not match")
+            proofs += 1
+    return Timing(
+        lookups,
+        seconds,
+        latencies,
+        {
+            "ledger_size": expected_size,
+            "answers_verified": len(kept),
+            "proofs_verified": proofs,
+            "serial_lookups": SERIAL_LOOKUPS,
+            "serial_p50_ms": round(1000 * percentile(serial, 0.50), 2),
+            "serial_p99_ms": round(1000 * percentile(serial, 0.99), 2),
+            **used,
+        },
+    )
+
+
+# --- setup ----------------------------------------------------------------------------------
+
+
+def prepare_ledger(url: str) -> tuple[SqlLogStore, str, str]:
+    """Migrate and initialise the ledger, publish the shipped policies and a price list, and
+    create an ingest and a viewer key for the bench tenants."""
+    engine = make_engine(url)
+    migrate(engine)
+    store = SqlLogStore(engine)
+    store.initialize(ORIGIN)
+    ledger = Ledger(store=store)
+    publish_policies(ledger, load_policy_set())
+    ledger.append([price_list()])
+    keys = SqlKeyStore(engine)
+    tokens = []
+    for role in (Role.INGEST, Role.VIEWER):
+        token, _ = create_key(
+            keys,
+            role=role,
+            tenants=list(TENANTS),
+            all_tenants=False,
+            name=f"benchmark {role.value}",
+            now=utc_now(),
+        )
+        tokens.append(token)
+    return store, tokens[0], tokens[1]
+
+
+def analyze(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
+def memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def row(
+    name: str,
+    scale: str,
+    unit: str,
+    ours: float | None,
+    *,
+    peer: str | None = None,
+    peer_value: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    ratio = ours / peer_value if ours is not None and peer_value else None
+    return {
+        "name": name,
+        "scale": scale,
+        "unit": unit,
+        "ours": None if ours is None else round(ours, 2),
+        "peer": peer,
+        "peer_value": None if peer_value is None else round(peer_value, 2),
+        "ratio": None if ratio is None else round(ratio, 2),
+        **extra,
+    }
+
+
+def latency_keys(timing: Timing, prefix: str = "") -> dict[str, Any]:
+    return {
+        f"{prefix}p50_ms": round(timing.ms(0.50), 2),
+        f"{prefix}p99_ms": round(timing.ms(0.99), 2),
+        f"{prefix}max_ms": round(timing.ms(1.0), 2),
+    }
+
+
+def cpu_keys(timing: Timing) -> dict[str, Any]:
+    return {key: timing.extra.get(key) for key in ("server_cpu_ms_per_op", "client_cpu_ms_per_op")}
+
+
+def render(report: dict[str, Any], console: Console) -> None:
+    params = report["parameters"]
+    table = Table(title=f"pactledger HTTP API on PostgreSQL ({params['workers']} server worker(s))")
+    for column, justify in (
+        ("row", "left"),
+        ("scale", "left"),
+        ("rate", "right"),
+        ("p50 ms", "right"),
+        ("p99 ms", "right"),
+        ("vs peer", "right"),
+        ("CPU ms/op server, client", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for result in report["results"]:
+        rate = result.get("events_per_s", result.get("lookups_per_s"))
+        unit = "lookups/s" if "lookups_per_s" in result else "events/s"
+        table.add_row(
+            result["name"],
+            result["scale"],
+            f"{rate:,.0f} {unit}",
+            f"{result['p50_ms']:.1f}",
+            f"{result['p99_ms']:.1f}",
+            "-" if result["ratio"] is None else f"{result['ratio']:.2f}x",
+            ", ".join(
+                "-" if result[key] is None else f"{result[key]:.2f}"
+                for key in ("server_cpu_ms_per_op", "client_cpu_ms_per_op")
+            ),
+        )
+    console.print(table)
+    commits = report["group_commit"]
+    if commits is not None and commits["transactions"]:
+        histogram = commits["entries_per_transaction_histogram"]
+        console.print(
+            f"  {SINGLE_ROW}: {commits['entries']:,} entries in {commits['transactions']:,} "
+            f"group commits, mean {commits['mean_entries_per_transaction']:.1f} entries and "
+            f"{commits['mean_commit_ms']:.1f} ms per transaction; entries per transaction: "
+            + ", ".join(f"{k}: {v}" for k, v in histogram.items()),
+            highlight=False,
+            soft_wrap=True,
+        )
+    fill_info = report["fill"]
+    serial = next(r for r in report["results"] if r["name"] == PROVENANCE_ROW)
+    console.print(
+        f"  {PROVENANCE_ROW}: ledger of {fill_info['size']:,} entries ({fill_info['filled']:,} "
+        f"bulk-appended in {fill_info['seconds']} s, checkpoint signed in "
+        f"{fill_info['checkpoint_seconds']} s); {report['provenance_checks']}; one client "
+        f"alone, {serial['serial_lookups']} lookups one at a time: p50 "
+        f"{serial['serial_p50_ms']:.1f} ms, p99 {serial['serial_p99_ms']:.1f} ms",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for target in report["targets"]:
+        verdict = "[green]met[/green]" if target["met"] else "[red]NOT met[/red]"
+        console.print(
+            f"Target: {target['description']}: {target['value']:.2f} → {verdict}"
+            + (f" ({target['note']})" if target.get("note") else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    machine = report["machine"]
+    server = machine["postgresql"] or {}
+    busy = machine["cpu_busy_before_start"]
+    console.print(
+        f"Machine: {machine['cpu_count']} cores ({machine['cpu_model']}), "
+        f"{machine['memory_gib']} GiB, {machine['python']}, PostgreSQL "
+        f"{server.get('server_version', '-')} (fsync={server.get('fsync', '-')}, "
+        f"synchronous_commit={server.get('synchronous_commit', '-')}, "
+        f"shared_buffers={server.get('shared_buffers', '-')}); clients, server and database on "
+        f"this one machine; CPUs {'?' if busy is None else f'{busy:.0%}'} busy before the run; "
+        f"load average {machine['load_average_start']} at start, "
+        f"{machine['load_average_end']} at end",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if report["server_log_problems"]:
+        console.print(
+            f"[yellow]the server log had {report['server_log_problems']} error lines[/yellow]"
+        )
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.api",
+        description="The HTTP API on PostgreSQL: single and batch ingest (vs the eventsourcing "
+        "library) and provenance lookups on a large ledger.",
+    )
+    parser.add_argument(
+        "--single", type=positive_int, default=20_000, help="single-event POSTs (default 20000)"
+    )
+    parser.add_argument(
+        "--batches",
+        type=positive_int,
+        default=100,
+        help=f"{BATCH_SIZE}-entry batch POSTs (default 100)",
+    )
+    parser.add_argument(
+        "--ledger-size",
+        type=positive_int,
+        default=TARGET_LEDGER_SIZE,
+        help="entries in the ledger for the provenance lookups (default 1000000)",
+    )
+    parser.add_argument(
+        "--lookups", type=positive_int, default=5_000, help="provenance lookups (default 5000)"
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="server worker processes (default 1)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--out", type=Path, help="also save the JSON results to this file")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("PACTLEDGER_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
+        help="maintenance-database URL used to create/drop the benchmark databases",
+    )
+    return parser.parse_args(argv)
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that clean up
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    out = Console(stderr=args.json)  # with --json, stdout carries nothing but the JSON
+    if not out.is_terminal:
+        out.width = max(out.width, 160)  # a log file or pipe: keep the table on one line a row
+    err = Console(stderr=True)
+
+    load_at_start = load_average()
+    busy = cpu_busy()
+    if busy is not None and busy > 0.25:
+        err.print(
+            f"[yellow]warning: the CPUs were {busy:.0%} busy before the run; other work on "
+            "this machine will skew the figures[/yellow]"
+        )
+    databases = Databases(args.postgres_url, err)
+    server: Server | None = None
+    store: SqlLogStore | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="pactledger-bench-api-") as directory:
+            try:
+                settings = databases.server_settings()
+                ledger_url = databases.create()
+                store, ingest_key, viewer_key = prepare_ledger(ledger_url)
+                signing_key = Path(directory) / "signing-key.pem"
+                create_signing_key(signing_key)
+                server = Server(
+                    ledger_url, signing_key, args.workers, Path(directory) / "server.log"
+                )
+                server.wait_ready()
+
+                databases.settle()
+                single = run_single(server, ingest_key, args.single, err)
+                peer_url = databases.create()
+                databases.settle()
+                peer = run_peer(peer_url, args.single, err)
+                databases.settle()
+                batch = run_batches(server, ingest_key, args.batches, err)
+
+                err.print(f"growing the ledger to {args.ledger_size:,} entries …")
+                fill_info = fill(store, args.ledger_size, err)
+                began = time.perf_counter()
+                signer = load_signer(signing_key, ORIGIN)
+                record = Ledger(store=store, signer=signer).checkpoint()
+                fill_info["checkpoint_seconds"] = round(time.perf_counter() - began, 2)
+                analyze(ledger_url)
+                databases.settle()
+                size = record.tree_size
+                singles, batched = args.single, args.batches * BATCH_SIZE
+                filled = fill_info["filled"]
+
+                def ids(index: int) -> str:
+                    if index < singles:
+                        return request_id("s", index)
+                    if index < singles + batched:
+                        return request_id("b", index - singles)
+                    return request_id("f", index - singles - batched)
+
+                provenance = run_provenance(
+                    server,
+                    viewer_key,
+                    args.lookups,
+                    ids,
+                    singles + batched + filled,
+                    size,
+                    err,
+                )
+                problems = server.problems()
+            finally:
+                if server is not None:
+                    server.stop()
+                if store is not None:
+                    store.engine.dispose()
+    finally:
+        databases.drop_all()
+
+    es_version = peer.extra["version"]
+    peer_name = f"eventsourcing {es_version} ({peer.extra['recorder']}, {SINGLE_CLIENTS} threads)"
+    single_scale = f"{args.single:,} events, {SINGLE_CLIENTS} clients"
+    results = [
+        row(
+            SINGLE_ROW,
+            single_scale,
+            "events/s",
+            single.rate,
+            peer=peer_name,
+            peer_value=peer.rate,
+            events_per_s=round(single.rate, 1),
+            **latency_keys(single),
+            peer_events_per_s=round(peer.rate, 1),
+            **latency_keys(peer, "peer_"),
+            **cpu_keys(single),
+        ),
+        row(
+            PEER_ROW,
+            single_scale.replace("clients", "threads"),
+            "events/s",
+            None,
+            peer=peer_name,
+            peer_value=peer.rate,
+            events_per_s=round(peer.rate, 1),
+            **latency_keys(peer),
+            **cpu_keys(peer),
+        ),
+        row(
+            BATCH_ROW,
+            f"{args.batches:,} x {BATCH_SIZE:,} events, {BATCH_CLIENTS} clients",
+            "events/s",
+            batch.rate,
+            events_per_s=round(batch.rate, 1),
+            **latency_keys(batch),
+            **cpu_keys(batch),
+        ),
+        row(
+            PROVENANCE_ROW,
+            f"{args.lookups:,} lookups on {size:,} entries, {LOOKUP_CLIENTS} clients",
+            "ms (p99)",
+            provenance.ms(0.99),
+            lookups_per_s=round(provenance.rate, 1),
+            **latency_keys(provenance),
+            **cpu_keys(provenance),
+            **{k: v for k, v in provenance.extra.items() if k.startswith("serial_")},
+        ),
+    ]
+    ratio = single.rate / peer.rate
+    p99 = provenance.ms(0.99)
+    targets = [
+        {
+            "description": f"{SINGLE_ROW} events/s >= {SINGLE_TARGET_RATIO:g}x {PEER_ROW}",
+            "value": round(ratio, 2),
+            "threshold": SINGLE_TARGET_RATIO,
+            "met": ratio >= SINGLE_TARGET_RATIO,
+        },
+        {
+            "description": f"provenance p99 <= {PROVENANCE_TARGET_MS:g} ms at "
+            f"{TARGET_LEDGER_SIZE:,} entries",
+            "value": round(p99, 2),
+            "threshold": PROVENANCE_TARGET_MS,
+            "met": p99 <= PROVENANCE_TARGET_MS,
+            "note": None
+            if size >= TARGET_LEDGER_SIZE
+            else f"measured at {size:,} entries, not {TARGET_LEDGER_SIZE:,}",
+        },
+    ]
+    machine = machine_info(settings, load_at_start, busy)
+    machine["memory_gib"] = memory_gib()
+    for package in ("eventsourcing", "httpx", "uvicorn", "fastapi"):
+        try:
+            machine["packages"][package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            machine["packages"][package] = None
+    report: dict[str, Any] = {
+        "benchmark": "pactledger api",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "git_revision": git_revision(),
+        "parameters": {
+            "single": args.single,
+            "batches": args.batches,
+            "batch_size": BATCH_SIZE,
+            "ledger_size": args.ledger_size,
+            "lookups": args.lookups,
+            "workers": args.workers,
+            "single_clients": SINGLE_CLIENTS,
+            "batch_clients": BATCH_CLIENTS,
+            "lookup_clients": LOOKUP_CLIENTS,
+            "seed": SEED,
+        },
+        "machine": machine,
+        "results": results,
+        "targets": targets,
+        "group_commit": single.extra["group_commit"] if args.workers == 1 else None,
+        "fill": fill_info,
+        "provenance_checks": (
+            f"{provenance.extra['answers_verified']} answers and "
+            f"{provenance.extra['proofs_verified']} inclusion proofs verified"
+        ),
+        "server_log_problems": problems,
+    }
+    text = json.dumps(report, indent=2)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    if args.json:
+        print(text)
+    else:
+        render(report, out)
+        if args.out is not None:
+            out.print(f"JSON saved to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
