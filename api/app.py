@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from ledger.access import KeyStore
+from ledger.access import CachedKeyStore, KeyStore
 from ledger.app.service import Ledger
 from ledger.log.entry import utc_now
 from ledger.settings import Settings
@@ -58,7 +58,7 @@ def create_app(
         ledger = Ledger(store=SqlLogStore(engine))
     if keys is None:
         assert engine is not None
-        keys = SqlKeyStore(engine)
+        keys = CachedKeyStore(SqlKeyStore(engine))
     metrics = Metrics(ledger, utc_now)
     committer = GroupCommitter(ledger.append, metrics)
     found = Services(settings, engine, ledger, keys, committer, metrics)

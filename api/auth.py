@@ -7,9 +7,10 @@ must not be told apart from an id that does not exist).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ledger.access import Permission, Principal, authenticate
@@ -20,10 +21,10 @@ from .services import Services, services
 _bearer = HTTPBearer(auto_error=False, description="An API key: `pactledger keys create`")
 
 
-def principal(permission: Permission) -> Callable[..., Principal]:
+def principal(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the authenticated principal, which must hold ``permission``."""
 
-    def check(
+    async def check(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
         found: Services = Depends(services),  # noqa: B008
@@ -35,7 +36,7 @@ def principal(permission: Permission) -> Callable[..., Principal]:
                 "send an API key as 'Authorization: Bearer <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        who = authenticate(found.keys, credentials.credentials)
+        who = await run_in_threadpool(authenticate, found.keys, credentials.credentials)
         if who is None:
             raise ApiError(
                 401,

@@ -46,6 +46,6 @@ class Services:
         return compiled
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found

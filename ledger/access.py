@@ -23,6 +23,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,6 +102,47 @@ class KeyStore(Protocol):
     def revoke_key(self, key_id: str, at: datetime) -> ApiKeyRecord:
         """Mark revoked (idempotent); NotFoundError when there is no such key."""
         ...
+
+
+class CachedKeyStore:
+    """A :class:`KeyStore` that remembers looked-up keys for ``max_age`` seconds, so a busy API
+    does not read the key table on every request. Revoking through it takes effect at once;
+    a revocation made elsewhere (``pactledger keys revoke`` in another process) within
+    ``max_age``."""
+
+    def __init__(self, inner: KeyStore, *, max_age: float = 2.0) -> None:
+        self._inner, self._max_age = inner, max_age
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+
+    def add_key(self, record: ApiKeyRecord) -> None:
+        self._inner.add_key(record)
+        self._forget(record.key_id)
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        now = time.monotonic()
+        with self._lock:
+            held = self._seen.get(key_id)
+        if held is not None and now - held[0] <= self._max_age:
+            return held[1]
+        record = self._inner.get_key(key_id)
+        with self._lock:
+            if len(self._seen) > 10_000:  # bounded: unknown ids cannot grow it without limit
+                self._seen.clear()
+            self._seen[key_id] = (now, record)
+        return record
+
+    def list_keys(self) -> list[ApiKeyRecord]:
+        return self._inner.list_keys()
+
+    def revoke_key(self, key_id: str, at: datetime) -> ApiKeyRecord:
+        record = self._inner.revoke_key(key_id, at)
+        self._forget(key_id)
+        return record
+
+    def _forget(self, key_id: str) -> None:
+        with self._lock:
+            self._seen.pop(key_id, None)
 
 
 def create_key(

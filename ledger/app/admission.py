@@ -19,7 +19,7 @@ Entries earlier in the same batch count: a batch may publish a price list and th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ledger.app.published import (
@@ -27,6 +27,7 @@ from ledger.app.published import (
     PRICE_LIST_STREAM,
     PolicyRegistry,
     PriceLists,
+    PublishedCache,
     read_policies,
     read_price_lists,
 )
@@ -50,8 +51,10 @@ class Admission:
     store: LogStore
     catalogue: Catalogue
     clock: Callable[[], datetime]
+    cache: PublishedCache | None = None
     _policies: PolicyRegistry | None = None
     _prices: PriceLists | None = None
+    _published_here: list[PolicyPublished | PriceListPublished] = field(default_factory=list)
 
     def admit(self, inputs: Sequence[EntryLike]) -> list[EntryInput]:
         """Validate a batch against the catalogue and the domain rules; the entries to append."""
@@ -68,31 +71,63 @@ class Admission:
     def _admit(self, entry: EntryInput) -> EntryInput:
         event = self.catalogue.validate(entry.type, entry.schema_version, entry.payload)
         if isinstance(event, InferenceRouted):
-            event = self.prices.book.price(event, entry.occurred_at or self.clock())
+            at = entry.occurred_at or self.clock()
+            try:
+                event = self.prices.book.price(event, at)
+            except ValidationError:
+                self._reload()  # perhaps published a moment ago by another process
+                event = self.prices.book.price(event, at)
         elif isinstance(event, ResidencyDecided):
             self._check_citations(event)
         elif isinstance(event, PolicyPublished):
             _require_stream(entry, POLICY_STREAM + event.policy_id)
             _check_policy_text(event)
             self.policies.add(event, None)
+            self._published_here.append(event)
         elif isinstance(event, PriceListPublished):
             _require_stream(entry, PRICE_LIST_STREAM + event.price_list_id)
             self.prices.add(event)
+            self._published_here.append(event)
         return _with_payload(entry, event)
 
     @property
     def policies(self) -> PolicyRegistry:
         if self._policies is None:
-            self._policies = read_policies(self.store, self.catalogue)
+            self._policies = (
+                self.cache.policies() if self.cache else read_policies(self.store, self.catalogue)
+            )
         return self._policies
 
     @property
     def prices(self) -> PriceLists:
         if self._prices is None:
-            self._prices = read_price_lists(self.store, self.catalogue)
+            self._prices = (
+                self.cache.prices() if self.cache else read_price_lists(self.store, self.catalogue)
+            )
         return self._prices
 
+    @property
+    def publishes(self) -> bool:
+        """Whether the admitted batch publishes a policy or a price list."""
+        return bool(self._published_here)
+
+    def _reload(self) -> None:
+        """Read policies and price lists again, fresh, keeping what this batch publishes."""
+        if self.cache is None:
+            return
+        self._policies, self._prices = (
+            self.cache.policies(fresh=True),
+            self.cache.prices(fresh=True),
+        )
+        for event in self._published_here:
+            if isinstance(event, PolicyPublished):
+                self._policies.add(event, None)
+            else:
+                self._prices.add(event)
+
     def _check_citations(self, event: ResidencyDecided) -> None:
+        if not all(self.policies.is_published(c) for c in event.policies):
+            self._reload()
         for index, citation in enumerate(event.policies):
             if not self.policies.is_published(citation):
                 raise ValidationError(

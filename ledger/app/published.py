@@ -9,6 +9,8 @@ refused, re-publishing it unchanged is harmless.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +50,9 @@ class PolicyRegistry:
     """Every published policy version, by (policy id, version)."""
 
     versions: dict[tuple[str, int], PublishedPolicy] = field(default_factory=dict)
+
+    def copy(self) -> PolicyRegistry:
+        return PolicyRegistry(dict(self.versions))
 
     def add(self, event: PolicyPublished, seq: int | None) -> None:
         key = (event.policy_id, event.version)
@@ -126,6 +131,12 @@ class PriceLists:
     book: PriceBook = field(default_factory=PriceBook)
     versions: dict[tuple[str, int], PriceListPublished] = field(default_factory=dict)
 
+    def copy(self) -> PriceLists:
+        copied = PriceLists()
+        for event in self.versions.values():
+            copied.add(event)
+        return copied
+
     def add(self, event: PriceListPublished) -> None:
         key = (event.price_list_id, event.version)
         known = self.versions.get(key)
@@ -147,3 +158,39 @@ def read_price_lists(store: LogStore, catalogue: Catalogue) -> PriceLists:
         if isinstance(event, PriceListPublished):
             lists.add(event)
     return lists
+
+
+class PublishedCache:
+    """Policies and price lists as last read, re-read when older than ``max_age`` seconds.
+
+    Appends by this process invalidate it at once (:meth:`invalidate`); what another process
+    publishes is seen within ``max_age``. Readers get their own copies to extend.
+    """
+
+    def __init__(self, store: LogStore, catalogue: Catalogue, *, max_age: float = 1.0) -> None:
+        self._store, self._catalogue, self._max_age = store, catalogue, max_age
+        self._lock = threading.Lock()
+        self._policies: tuple[float, PolicyRegistry] | None = None
+        self._prices: tuple[float, PriceLists] | None = None
+
+    def policies(self, *, fresh: bool = False) -> PolicyRegistry:
+        with self._lock:
+            held = self._policies
+        if held is None or fresh or time.monotonic() - held[0] > self._max_age:
+            held = (time.monotonic(), read_policies(self._store, self._catalogue))
+            with self._lock:
+                self._policies = held
+        return held[1].copy()
+
+    def prices(self, *, fresh: bool = False) -> PriceLists:
+        with self._lock:
+            held = self._prices
+        if held is None or fresh or time.monotonic() - held[0] > self._max_age:
+            held = (time.monotonic(), read_price_lists(self._store, self._catalogue))
+            with self._lock:
+                self._prices = held
+        return held[1].copy()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._policies = self._prices = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ledger.app.admission import Admission
+from ledger.app.published import PublishedCache
 from ledger.errors import IntegrityError, NotFoundError, ValidationError
 from ledger.events import Catalogue, default_catalogue
 from ledger.integrity.checkpoint import Checkpoint, sign_checkpoint
@@ -40,10 +41,23 @@ class Ledger:
 
     # --- writing --------------------------------------------------------------------------
 
+    def __post_init__(self) -> None:
+        self._published = PublishedCache(self.store, self.catalogue)
+
     def append(self, inputs: Sequence[EntryLike]) -> list[Receipt]:
         """Admit a batch (catalogue and domain rules, see ``admission``) and append it
-        atomically; a refused entry raises with ``.index`` and nothing is written."""
-        return self.store.append(Admission(self.store, self.catalogue, self.clock).admit(inputs))
+        atomically; a refused entry raises with ``.index`` and nothing is written.
+
+        Published policies and price lists are read through a cache that this ledger's own
+        publications invalidate at once; another process's are seen within a second (and at
+        once where an entry would otherwise be refused for lack of them)."""
+        admission = Admission(self.store, self.catalogue, self.clock, self._published)
+        admitted = admission.admit(inputs)
+        try:
+            return self.store.append(admitted)
+        finally:
+            if admission.publishes:
+                self._published.invalidate()
 
     def checkpoint(self) -> CheckpointRecord:
         """Sign the current tree head, after proving it extends the newest stored checkpoint."""
@@ -85,8 +99,7 @@ class Ledger:
         return self.store.entry(seq)
 
     def latest_checkpoint(self) -> CheckpointRecord | None:
-        records = self.store.checkpoints()
-        return records[-1] if records else None
+        return self.store.latest_checkpoint()
 
     def prove_inclusion(self, seq: int, *, size: int | None = None) -> InclusionProof:
         tree_size = self._tree_size(size)

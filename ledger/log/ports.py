@@ -87,6 +87,10 @@ class LogStore(Protocol):
         """Store a checkpoint; if one by the same key at the same size exists, return that."""
         ...
 
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        """The checkpoint of the largest tree size (the newest), or None."""
+        ...
+
     def checkpoints(self) -> list[CheckpointRecord]:
         """All stored checkpoints, by tree size."""
         ...

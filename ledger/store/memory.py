@@ -121,6 +121,10 @@ class MemoryLogStore:
         self._checkpoints.sort(key=lambda r: (r.tree_size, r.created_at))
         return record
 
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        records = self.checkpoints()
+        return records[-1] if records else None
+
     def checkpoints(self) -> list[CheckpointRecord]:
         return list(self._checkpoints)
 

@@ -302,25 +302,32 @@ class SqlLogStore:
             )
 
     def _stored_nodes(self, conn: Connection, nodes: Collection[Node]) -> dict[Node, bytes]:
-        """One index search per level (``level = ? AND idx IN (...)``): a row-value IN list
-        would make SQLite scan the table."""
+        """One round trip: a UNION ALL of one index search per level (``level = L AND idx IN
+        (...)``; a row-value IN list would make SQLite scan the table). The statement is
+        written out with the integers inline — they are ints we computed, never input — so
+        no SQL expression is built and compiled per proof, which cost more than the query."""
         by_level: dict[int, list[int]] = {}
         for level, index in nodes:
-            by_level.setdefault(level, []).append(index)
+            by_level.setdefault(level, []).append(int(index))
+        searches = [
+            f"SELECT level, idx, hash FROM merkle_nodes WHERE level = {int(level)} "
+            f"AND idx IN ({','.join(map(str, chunk))})"
+            for level, indices in sorted(by_level.items())
+            for chunk in _chunks(sorted(indices))
+        ]
         found: dict[Node, bytes] = {}
-        for level, indices in sorted(by_level.items()):
-            for chunk in _chunks(sorted(indices)):
-                query = select(merkle_nodes.c.idx, merkle_nodes.c.hash).where(
-                    merkle_nodes.c.level == level, merkle_nodes.c.idx.in_(chunk)
-                )
-                found.update({(level, row[0]): row[1] for row in conn.execute(query)})
+        for group in _chunks(searches, 50):
+            for level, index, digest in conn.exec_driver_sql(" UNION ALL ".join(group)):
+                found[(level, index)] = bytes(digest)
         return found
 
     def _leaf_hashes(self, conn: Connection, indices: Collection[int]) -> dict[int, bytes]:
         found: dict[int, bytes] = {}
-        for chunk in _chunks(sorted(indices)):
-            query = select(entries.c.seq, entries.c.leaf_hash).where(entries.c.seq.in_(chunk))
-            found.update({row[0]: row[1] for row in conn.execute(query)})
+        for chunk in _chunks(sorted(int(i) for i in indices)):
+            statement = (
+                f"SELECT seq, leaf_hash FROM entries WHERE seq IN ({','.join(map(str, chunk))})"
+            )
+            found.update({seq: bytes(digest) for seq, digest in conn.exec_driver_sql(statement)})
         return found
 
     def nodes_in(self, level: int, first: int, last: int) -> Mapping[int, bytes]:
@@ -353,6 +360,15 @@ class SqlLogStore:
                 )
             )
             return record
+
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        with self._reading() as conn:
+            row = conn.execute(
+                select(checkpoints)
+                .order_by(checkpoints.c.tree_size.desc(), checkpoints.c.id.desc())
+                .limit(1)
+            ).first()
+            return _checkpoint_of(row) if row is not None else None
 
     def checkpoints(self) -> list[CheckpointRecord]:
         with self._reading() as conn:
@@ -401,9 +417,9 @@ def _checkpoint_of(row: Any) -> CheckpointRecord:
     )
 
 
-def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start : start + _IN_CHUNK]
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @contextmanager
