@@ -109,6 +109,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every request line (costs CPU on busy ingest; off by default).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) with uvicorn.
 
@@ -119,5 +126,5 @@ def serve(
 
     uvicorn.run(
         "api.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level="info", proxy_headers=False,
+        log_level="info", access_log=access_log, proxy_headers=False,
     )  # fmt: skip
