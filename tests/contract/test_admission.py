@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
+from ledger.app import governance
+from ledger.app.governance import publish_policies
 from ledger.app.service import Ledger
 from ledger.errors import IdempotencyConflictError, ValidationError
 from ledger.events import PolicyPublished
 from ledger.log.ports import LogStore
-from ledger.policy import digest_of, load_policy_set
+from ledger.policy import Facts, digest_of, load_policy_set
 from tests.conftest import TickingClock
 from tests.domain import delivered, price_list, routed
 
@@ -511,3 +513,24 @@ def test_a_cost_with_many_significant_digits_is_exact(ledger: Ledger) -> None:
         context.prec = 100
         exact = Decimal(rate) * 1_234_567 / 1_000_000
     assert Decimal(stored_payload(ledger, receipt.seq)["cost"]) == exact
+
+
+def test_a_second_process_sees_what_another_published_without_waiting(store: LogStore) -> None:
+    """Each Ledger caches price lists and policies for a second; an entry that would be refused
+    for lack of them makes it read them again first, so nothing is refused wrongly."""
+    mine, theirs = Ledger(store=store), Ledger(store=store)
+    with pytest.raises(ValidationError, match="no price list"):
+        mine.append([routed(1)])  # mine has now read (and cached) no price list at all
+    theirs.append([price_list()])
+    (receipt,) = mine.append([routed(1)])
+    assert json.loads(store.entry(receipt.seq).entry_bytes)["payload"]["price_list_version"] == 1
+
+    policy_set = load_policy_set()
+    facts = Facts("acme", ("internal",), "aws", "us-east-1", "sonnet")
+    decided = policy_set.decide(facts)
+    entry = governance.decision_entry(facts, decided, request_id="r-1", decision_id="d-1")
+    with pytest.raises(ValidationError, match="never published"):
+        mine.append([entry])  # mine has now read (and cached) no published policy
+    publish_policies(theirs, policy_set)
+    (recorded,) = mine.append([entry])
+    assert store.entry(recorded.seq).type == "ResidencyDecided"
