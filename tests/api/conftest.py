@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,31 @@ async def api(api_settings: Settings, api_template: Template) -> AsyncIterator[A
         httpx.AsyncClient(transport=transport, base_url="http://pactledger.test") as client,
     ):
         yield Api(client, dict(api_template.keys), found)
+
+
+@asynccontextmanager
+async def serve(settings: Settings, *, publish: bool = True) -> AsyncIterator[Api]:
+    """An app of a test's own over ``settings``, with the keys of :data:`KEYS` created (and the
+    shipped policies and a price list published unless ``publish`` is false)."""
+    app = create_app(settings)
+    found: Services = app.state.services
+    if publish:
+        publish_policies(found.ledger, load_policy_set())
+        found.ledger.append([price_list()])
+    keys = {
+        name: create_key(
+            found.keys,
+            role=role,
+            tenants=tenants,
+            all_tenants=not tenants,
+            name=name,
+            now=utc_now(),
+        )[0]
+        for name, (role, tenants) in KEYS.items()
+    }
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://pactledger.test") as client,
+    ):
+        yield Api(client, keys, found)

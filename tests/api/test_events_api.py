@@ -12,7 +12,6 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -20,14 +19,8 @@ import httpx
 import orjson
 import pytest
 
-from api.app import create_app
-from api.services import Services
-from ledger.access import create_key
-from ledger.app.governance import publish_policies
-from ledger.log.entry import utc_now
-from ledger.policy import load_policy_set
 from ledger.settings import Settings
-from tests.api.conftest import KEYS, Api
+from tests.api.conftest import Api, serve
 from tests.domain import delivered, price_list, routed
 
 pytestmark = pytest.mark.anyio
@@ -37,33 +30,6 @@ ERROR_KEYS = {"status", "code", "message", "field", "index"}
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def serve(settings: Settings, *, publish: bool = True) -> AsyncIterator[Api]:
-    """An app of our own over ``settings`` (built like the ``api`` fixture builds its own)."""
-    app = create_app(settings)
-    found: Services = app.state.services
-    if publish:
-        publish_policies(found.ledger, load_policy_set())
-        found.ledger.append([price_list()])
-    keys = {
-        name: create_key(
-            found.keys,
-            role=role,
-            tenants=tenants,
-            all_tenants=not tenants,
-            name=name,
-            now=utc_now(),
-        )[0]
-        for name, (role, tenants) in KEYS.items()
-    }
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://pactledger.test") as client,
-    ):
-        yield Api(client, keys, found)
 
 
 def error_of(

@@ -27,17 +27,14 @@ from fastapi.routing import APIRoute
 
 from api import routers
 from api.app import create_app
-from api.services import Services
 from ledger.access import Role, create_key
-from ledger.app.governance import publish_policies
 from ledger.integrity.checkpoint import open_checkpoint
 from ledger.integrity.merkle import ConsistencyProof, InclusionProof, leaf_hash
 from ledger.log.entry import utc_now
-from ledger.policy import load_policy_set
 from ledger.settings import Settings
-from tests.api.conftest import KEYS, Api
+from tests.api.conftest import Api, serve
 from tests.conftest import ORIGIN, open_sql_store
-from tests.domain import delivered, price_list, routed
+from tests.domain import delivered, routed
 
 pytestmark = pytest.mark.anyio
 
@@ -58,33 +55,6 @@ V1_ROUTES = {  # at least these; every /v1 route of api/routers must be document
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def serve(settings: Settings, *, publish: bool = True) -> AsyncIterator[Api]:
-    """An app of our own over ``settings`` (built like the ``api`` fixture builds its own)."""
-    app = create_app(settings)
-    found: Services = app.state.services
-    if publish:
-        publish_policies(found.ledger, load_policy_set())
-        found.ledger.append([price_list()])
-    keys = {
-        name: create_key(
-            found.keys,
-            role=role,
-            tenants=tenants,
-            all_tenants=not tenants,
-            name=name,
-            now=utc_now(),
-        )[0]
-        for name, (role, tenants) in KEYS.items()
-    }
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://pactledger.test") as client,
-    ):
-        yield Api(client, keys, found)
 
 
 @asynccontextmanager
