@@ -29,9 +29,11 @@ test: lint  ## lint, then the whole test suite (PostgreSQL tests skip unless CI=
 unit: $(STAMP)  ## the pure core only: no database needed
 	$(BIN)/python -m pytest tests/unit tests/property -q
 
-bench: $(STAMP)  ## ingest throughput (vs a plain COPY floor) and residency decisions per second
+bench: $(STAMP)  ## ingest (vs COPY), decisions/s, and the HTTP API (vs eventsourcing)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.ingest
 	$(BIN)/python -m benchmarks.decisions
+	$(BIN)/python -m benchmarks.api
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache .hypothesis
