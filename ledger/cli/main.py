@@ -40,7 +40,9 @@ app = typer.Typer(
         "removed or reordered.\n\n"
         "Configuration: PACTLEDGER_DATABASE_URL (default sqlite:///pactledger.db), "
         "PACTLEDGER_SIGNING_KEY (default pactledger-signing-key.pem), PACTLEDGER_ORIGIN.\n\n"
-        "Start with: pactledger init && pactledger append events.jsonl && pactledger checkpoint"
+        "Start with: pactledger init && pactledger policy publish && pactledger append "
+        "events.jsonl && pactledger checkpoint; or pactledger keys create … and pactledger "
+        "serve for the HTTP API. See the whole system at work: pactledger demo."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -52,11 +54,6 @@ key_app = typer.Typer(help="The checkpoint signing key.")
 app.add_typer(prove_app, name="prove")
 app.add_typer(key_app, name="key")
 app.add_typer(events_app, name="events")
-app.add_typer(policy_app, name="policy")
-app.add_typer(audit_app, name="audit")
-app.command("decide")(decide)
-app.add_typer(keys_app, name="keys")
-app.command("serve")(serve)
 
 
 @app.command()
@@ -411,7 +408,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the deterministic scenario.")] = 7,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the log end to end on SQLite: append, checkpoint, prove, verify, catch tampering.
+    """Run the ledger end to end on SQLite: policies, decisions, priced requests, proofs, verify.
 
     Needs no server and no configuration; everything is written under --out.
     """
@@ -423,3 +420,11 @@ def demo(
     )
     if as_json:
         print_json(figures)
+
+
+# Registered last so that `pactledger --help` lists the log's commands first.
+app.add_typer(policy_app, name="policy")
+app.command("decide")(decide)
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve)
