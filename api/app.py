@@ -60,7 +60,7 @@ def create_app(
         assert engine is not None
         keys = CachedKeyStore(SqlKeyStore(engine))
     metrics = Metrics(ledger, utc_now)
-    committer = GroupCommitter(ledger.append, metrics)
+    committer = GroupCommitter(ledger.append_admissible, metrics)
     found = Services(settings, engine, ledger, keys, committer, metrics)
 
     @asynccontextmanager

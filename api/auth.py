@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ledger.access import Permission, Principal, authenticate
 
-from .errors import ApiError
+from .errors import NO_KEY, ApiError
 from .services import Services, services
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `pactledger keys create`")
@@ -33,7 +33,7 @@ def principal(permission: Permission) -> Callable[..., Awaitable[Principal]]:
             raise ApiError(
                 401,
                 "unauthenticated",
-                "send an API key as 'Authorization: Bearer <key>'",
+                NO_KEY,
                 headers={"WWW-Authenticate": "Bearer"},
             )
         who = await run_in_threadpool(authenticate, found.keys, credentials.credentials)

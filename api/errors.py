@@ -45,6 +45,7 @@ from ledger.errors import (
 )
 
 RETRY_AFTER_SECONDS = 2
+NO_KEY = "send an API key as 'Authorization: Bearer <key>'"
 
 
 class ApiError(Exception):
@@ -76,24 +77,24 @@ def error_body(
     return {"error": error}
 
 
+# Most specific first: the first class the error is an instance of gives status and code.
+_STATUS: tuple[tuple[type[LedgerError], int, str], ...] = (
+    (ValidationError, 422, "validation_error"),
+    (PolicyError, 422, "policy_error"),
+    (NotFoundError, 404, "not_found"),
+    (ConcurrencyError, 409, "concurrency_conflict"),
+    (IdempotencyConflictError, 409, "idempotency_conflict"),
+    (StoreUnavailableError, 503, "unavailable"),
+    (ConfigurationError, 503, "not_ready"),
+    (IntegrityError, 500, "integrity_error"),
+)
+
+
 def _ledger_status(exc: LedgerError) -> tuple[int, str]:
-    if isinstance(exc, ValidationError):
-        return 422, "validation_error"
-    if isinstance(exc, PolicyError):
-        return 422, "policy_error"
-    if isinstance(exc, NotFoundError):
-        return 404, "not_found"
-    if isinstance(exc, ConcurrencyError):
-        return 409, "concurrency_conflict"
-    if isinstance(exc, IdempotencyConflictError):
-        return 409, "idempotency_conflict"
-    if isinstance(exc, StoreUnavailableError):
-        return 503, "unavailable"
-    if isinstance(exc, ConfigurationError):
-        return 503, "not_ready"
-    if isinstance(exc, IntegrityError):
-        return 500, "integrity_error"
-    return 500, "ledger_error"
+    return next(
+        ((status, code) for kind, status, code in _STATUS if isinstance(exc, kind)),
+        (500, "ledger_error"),
+    )
 
 
 def ledger_error_response(exc: LedgerError) -> JSONResponse:

@@ -5,9 +5,9 @@ Each request puts its entry on a queue and waits; one task takes everything queu
 own receipt only after the transaction committed — so a receipt always means durable. While a
 batch commits the next one queues up, so the batch size follows the load on its own.
 
-A batch the ledger refuses because of one entry (its error carries ``.index``) fails only that
-entry's request; the others are appended again without it. Any other failure (database down)
-fails every request of the batch, and nothing of it was written.
+An entry the ledger refuses fails only its own request; the others are appended without it
+(:meth:`Ledger.append_admissible`). Any other failure (database down) fails every request of
+the batch, and nothing of it was written.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ Pending = tuple[EntryLike, "asyncio.Future[Receipt]"]
 class GroupCommitter:
     def __init__(
         self,
-        append: Callable[[Sequence[EntryLike]], list[Receipt]],
+        append: Callable[[Sequence[EntryLike]], list[Receipt | LedgerError]],
         metrics: Metrics,
         *,
         max_batch: int = 1000,
@@ -67,28 +67,26 @@ class GroupCommitter:
 
     async def _commit(self, batch: list[Pending]) -> None:
         pending = [item for item in batch if not item[1].done()]
-        while pending:
-            began = time.perf_counter()
-            try:
-                receipts = await asyncio.to_thread(self._append, [e for e, _ in pending])
-            except LedgerError as exc:
-                index = getattr(exc, "index", None)
-                if index is None or not 0 <= index < len(pending):
-                    _fail(pending, exc)
-                    return
-                exc.index = None  # type: ignore[attr-defined]  # its request had one entry
-                _fail([pending.pop(index)], exc)
-                continue
-            except Exception as exc:
-                _fail(pending, exc)
-                return
-            self._metrics.append_seconds.labels("single").observe(time.perf_counter() - began)
-            self._metrics.batch_entries.labels("single").observe(len(pending))
-            self._metrics.appended.inc(sum(1 for r in receipts if not r.duplicate))
-            for (_, future), receipt in zip(pending, receipts, strict=True):
-                if not future.done():
-                    future.set_result(receipt)
+        if not pending:
             return
+        began = time.perf_counter()
+        try:
+            results = await asyncio.to_thread(self._append, [e for e, _ in pending])
+        except Exception as exc:
+            _fail(pending, exc)
+            return
+        receipts = [r for r in results if isinstance(r, Receipt)]
+        if receipts:
+            self._metrics.append_seconds.labels("single").observe(time.perf_counter() - began)
+            self._metrics.batch_entries.labels("single").observe(len(receipts))
+            self._metrics.appended.inc(sum(1 for r in receipts if not r.duplicate))
+        for (_, future), result in zip(pending, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Receipt):
+                future.set_result(result)
+            else:
+                future.set_exception(result)
 
 
 def _fail(pending: Sequence[Pending], exc: BaseException) -> None:

@@ -8,7 +8,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_body
+from .errors import NO_KEY, error_body
 
 
 class BodyLimit:
@@ -85,11 +85,7 @@ class RequireCredentials:
             and scope["path"].startswith("/v1/")
             and b"authorization" not in dict(scope["headers"])
         ):
-            body = json.dumps(
-                error_body(
-                    401, "unauthenticated", "send an API key as 'Authorization: Bearer <key>'"
-                )
-            ).encode()
+            body = json.dumps(error_body(401, "unauthenticated", NO_KEY)).encode()
             await send(
                 {
                     "type": "http.response.start",

@@ -66,7 +66,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import math
 import os
 import random
@@ -98,6 +97,7 @@ from benchmarks.ingest import (
     DEFAULT_ADMIN_URL,
     Databases,
     cpu_busy,
+    emit,
     git_revision,
     load_average,
     machine_info,
@@ -1138,15 +1138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         "server_log_problems": problems,
     }
-    text = json.dumps(report, indent=2)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
-    if args.json:
-        print(text)
-    else:
-        render(report, out)
-        if args.out is not None:
-            out.print(f"JSON saved to {args.out}")
+    emit(report, args, render, out)
     return 0
 
 

@@ -61,7 +61,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -469,6 +469,24 @@ def machine_info(
 # --- output ---------------------------------------------------------------------------------
 
 
+def emit(
+    report: dict[str, Any],
+    args: argparse.Namespace,
+    render: Callable[[dict[str, Any], Console], None],
+    console: Console,
+) -> None:
+    """Print the report (a table, or JSON with ``--json``) and save it to ``--out``."""
+    text = json.dumps(report, indent=2)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    if args.json:
+        print(text)
+        return
+    render(report, console)
+    if args.out is not None:
+        console.print(f"JSON saved to {args.out}")
+
+
 def render(report: dict[str, Any], console: Console) -> None:
     params = report["parameters"]
     table = Table(
@@ -691,15 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "met": None if ratio is None else ratio >= TARGET_RATIO,
         },
     }
-    text = json.dumps(report, indent=2)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
-    if args.json:
-        print(text)
-    else:
-        render(report, out)
-        if args.out is not None:
-            out.print(f"JSON saved to {args.out}")
+    emit(report, args, render, out)
     return 0
 
 

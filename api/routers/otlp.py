@@ -25,8 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from ledger.access import Permission, Principal
-from ledger.errors import LedgerError
-from ledger.log.entry import EntryLike
+from ledger.log.entry import EntryLike, Receipt
 
 from ..auth import principal
 from ..errors import ApiError
@@ -82,25 +81,20 @@ async def export_traces(
 async def _append_what_the_ledger_admits(
     found: Services, entries: list[EntryLike], rejected: list[str]
 ) -> int:
-    """Append in one transaction; an entry the ledger refuses is dropped, named in
-    ``rejected``, and the rest appended again without it."""
-    pending = list(entries)
-    while pending:
-        try:
-            receipts = await asyncio.to_thread(found.ledger.append, pending)
-        except LedgerError as exc:
-            index = getattr(exc, "index", None)
-            if index is None:
-                raise
-            refused = pending.pop(index)
-            assert isinstance(refused, dict)
-            request_id = refused["payload"]["request_id"]
-            rejected.append(f"request {request_id}: {getattr(exc, 'reason', None) or exc}")
-            continue
-        fresh = sum(1 for r in receipts if not r.duplicate)
-        found.metrics.appended.inc(fresh)
-        return len(receipts)
-    return 0
+    """Append in one transaction; an entry the ledger refuses is named in ``rejected``."""
+    if not entries:
+        return 0
+    results = await asyncio.to_thread(found.ledger.append_admissible, entries)
+    recorded = 0
+    for entry, result in zip(entries, results, strict=True):
+        if isinstance(result, Receipt):
+            recorded += 1
+            found.metrics.appended.inc(0 if result.duplicate else 1)
+        else:
+            assert isinstance(entry, dict)
+            reason = getattr(result, "reason", None) or str(result)
+            rejected.append(f"request {entry['payload']['request_id']}: {reason}")
+    return recorded
 
 
 def _decompressed(body: bytes, encoding: str, *, limit: int) -> bytes:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from ledger.app.admission import Admission
 from ledger.app.published import PublishedCache
-from ledger.errors import IntegrityError, NotFoundError, ValidationError
+from ledger.errors import IntegrityError, LedgerError, NotFoundError, ValidationError
 from ledger.events import Catalogue, default_catalogue
 from ledger.integrity.checkpoint import Checkpoint, sign_checkpoint
 from ledger.integrity.merkle import (
@@ -58,6 +58,32 @@ class Ledger:
         finally:
             if admission.publishes:
                 self._published.invalidate()
+
+    def append_admissible(self, inputs: Sequence[EntryLike]) -> list[Receipt | LedgerError]:
+        """Append every entry the ledger admits, in one transaction; one result per input, in
+        order: its receipt, or the error that refused it (that entry alone is left out and the
+        rest appended again without it). An error that is not about one entry (the database
+        is down) is raised, and then nothing was written.
+
+        For callers that speak for many independent clients at once: the group commit of
+        single-event requests, an OTLP export of many spans.
+        """
+        results: list[Receipt | LedgerError | None] = [None] * len(inputs)
+        positions = list(range(len(inputs)))
+        while positions:
+            try:
+                receipts = self.append([inputs[p] for p in positions])
+            except LedgerError as exc:
+                index = getattr(exc, "index", None)
+                if index is None or not 0 <= index < len(positions):
+                    raise
+                exc.index = None  # type: ignore[attr-defined]  # it is about its own input
+                results[positions.pop(index)] = exc
+                continue
+            for position, receipt in zip(positions, receipts, strict=True):
+                results[position] = receipt
+            break
+        return [r for r in results if r is not None]
 
     def checkpoint(self) -> CheckpointRecord:
         """Sign the current tree head, after proving it extends the newest stored checkpoint."""

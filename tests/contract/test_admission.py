@@ -534,3 +534,36 @@ def test_a_second_process_sees_what_another_published_without_waiting(store: Log
     publish_policies(theirs, policy_set)
     (recorded,) = mine.append([entry])
     assert store.entry(recorded.seq).type == "ResidencyDecided"
+
+
+def test_append_admissible_refuses_entries_one_by_one(store: LogStore) -> None:
+    """For callers speaking for many clients at once: each refused entry gets its own error,
+    the others are appended in order in one transaction."""
+    ledger = Ledger(store=store)
+    ledger.append([price_list()])
+    before = store.head().size
+    batch: list[Entry] = [
+        routed(1),
+        {**routed(2), "type": "Nope"},
+        routed(3),
+        routed(4, model_tier="gpt"),
+        {**routed(5), "idempotency_key": "k"},
+        {**routed(6), "idempotency_key": "k"},  # same key, other content: refused
+    ]
+    results = ledger.append_admissible(batch)
+    assert [type(r).__name__ for r in results] == [
+        "Receipt",
+        "ValidationError",
+        "Receipt",
+        "ValidationError",
+        "Receipt",
+        "IdempotencyConflictError",
+    ]
+    receipts = [r for r in results if not isinstance(r, Exception)]
+    assert [r.seq for r in receipts] == [before, before + 1, before + 2]
+    assert store.head().size == before + 3
+    refused = results[1]
+    assert isinstance(refused, ValidationError)
+    assert refused.field == "type"
+    assert getattr(refused, "index", None) is None  # about its own entry, not a position
+    assert ledger.append_admissible([]) == []
