@@ -20,6 +20,7 @@ from ledger.store.keys import SqlKeyStore
 from ledger.store.sql import SqlLogStore
 
 from . import errors
+from .fast_ingest import FastIngest
 from .group_commit import GroupCommitter
 from .limits import BodyLimit, RequireCredentials
 from .metrics import Metrics
@@ -41,8 +42,11 @@ def create_app(
     *,
     ledger: Ledger | None = None,
     keys: KeyStore | None = None,
+    fast_ingest: bool = True,
 ) -> FastAPI:
-    """The FastAPI application over the ledger named by ``settings``."""
+    """The FastAPI application over the ledger named by ``settings``. ``fast_ingest=False``
+    leaves out the lean path for ``POST /v1/events`` (:mod:`api.fast_ingest`), so that every
+    request takes the FastAPI route: tests compare the two."""
     settings = settings or Settings()
     engine = None
     if ledger is None or keys is None:
@@ -83,6 +87,8 @@ def create_app(
     errors.install(app)
     for module in (events, decisions, otlp, proofs, audit, health):
         app.include_router(module.router)
+    if fast_ingest:
+        app.add_middleware(FastIngest, services=found)  # innermost: after the two below
     app.add_middleware(RequireCredentials)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app

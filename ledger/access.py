@@ -25,7 +25,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -110,8 +110,10 @@ class CachedKeyStore:
     a revocation made elsewhere (``pactledger keys revoke`` in another process) within
     ``max_age``."""
 
-    def __init__(self, inner: KeyStore, *, max_age: float = 2.0) -> None:
-        self._inner, self._max_age = inner, max_age
+    def __init__(
+        self, inner: KeyStore, *, max_age: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._inner, self._max_age, self._clock = inner, max_age, clock
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[float, ApiKeyRecord | None]] = {}
 
@@ -120,7 +122,7 @@ class CachedKeyStore:
         self._forget(record.key_id)
 
     def get_key(self, key_id: str) -> ApiKeyRecord | None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             held = self._seen.get(key_id)
         if held is not None and now - held[0] <= self._max_age:
@@ -131,6 +133,15 @@ class CachedKeyStore:
                 self._seen.clear()
             self._seen[key_id] = (now, record)
         return record
+
+    def cached_key(self, key_id: str) -> ApiKeyRecord | None:
+        """The record of ``key_id`` if a fresh one is remembered, without reading the store
+        (None also when it is not remembered)."""
+        with self._lock:
+            held = self._seen.get(key_id)
+        if held is None or self._clock() - held[0] > self._max_age:
+            return None
+        return held[1]
 
     def list_keys(self) -> list[ApiKeyRecord]:
         return self._inner.list_keys()
@@ -190,10 +201,23 @@ def authenticate(store: KeyStore, token: str) -> Principal | None:
     match = _TOKEN.fullmatch(token)
     if match is None:
         return None
-    record = store.get_key(match.group(1))
+    return _principal(store.get_key(match.group(1)), match.group(2))
+
+
+def authenticate_cached(store: CachedKeyStore, token: str) -> Principal | None:
+    """The principal of a bearer token whose key ``store`` remembers, with no I/O; None when
+    the key is not remembered as well as when it is not valid (the caller then authenticates
+    with :func:`authenticate`, which reads the store and tells the two apart)."""
+    match = _TOKEN.fullmatch(token)
+    if match is None:
+        return None
+    return _principal(store.cached_key(match.group(1)), match.group(2))
+
+
+def _principal(record: ApiKeyRecord | None, secret: str) -> Principal | None:
     if record is None or record.revoked_at is not None:
         return None
-    if not hmac.compare_digest(record.secret_hash, _digest(match.group(2))):
+    if not hmac.compare_digest(record.secret_hash, _digest(secret)):
         return None
     return Principal(record.key_id, record.role, frozenset(record.tenants), record.all_tenants)
 

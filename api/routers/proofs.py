@@ -35,17 +35,20 @@ def provenance(request_id: str, who: Reader, found: Found) -> Response:
     """Every entry about a request (its stream `request:<id>`: decision, routing …), each with
     an inclusion proof against the newest signed checkpoint, which is included. A request of
     another tenant is a 404, like one that does not exist."""
-    stream = f"request:{request_id}"
-    entries = [e for e in found.ledger.store.stream_entries(stream) if who.sees(e.tenant)]
-    if not entries:
-        raise NotFoundError(f"no request '{request_id}'")
-    checkpoint = found.ledger.latest_checkpoint()
+    store = found.ledger.store
+    with store.reading():  # one transaction for the entries, the checkpoint and the proofs
+        entries = [e for e in store.stream_entries(f"request:{request_id}") if who.sees(e.tenant)]
+        if not entries:
+            raise NotFoundError(f"no request '{request_id}'")
+        checkpoint = store.latest_checkpoint()
+        proofs = [_proof(found, e.seq, checkpoint) for e in entries]
     return _json(
         {
             "request_id": request_id,
             "checkpoint": _checkpoint(checkpoint) if checkpoint else None,
             "entries": [
-                {**_entry(e), "inclusion_proof": _proof(found, e.seq, checkpoint)} for e in entries
+                {**_entry(e), "inclusion_proof": proof}
+                for e, proof in zip(entries, proofs, strict=True)
             ],
         }
     )

@@ -9,6 +9,7 @@ checkpoint tables are append-only; reads never block the writer for long.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -33,6 +34,12 @@ class CheckpointRecord:
 
 
 class LogStore(Protocol):
+    def reading(self) -> AbstractContextManager[None]:
+        """Reads made inside the block by this thread share one transaction (on SQL, one
+        connection checkout and one round trip to begin and end it instead of one per read):
+        for an answer built from several reads, such as a provenance lookup."""
+        ...
+
     def head(self) -> Head:
         """The log's end; raises ConfigurationError if the ledger was never initialised."""
         ...

@@ -3,8 +3,10 @@ against, and a fake for the pure core's tests. Not durable; a lock serialises ap
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
 
@@ -27,6 +29,9 @@ class MemoryLogStore:
         self._checkpoints: list[CheckpointRecord] = []
         self._keyed: dict[tuple[str, str], KeyedEntry] = {}
         self._versions: dict[str, int] = {}
+
+    def reading(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # every read is already consistent under the lock
 
     def head(self) -> Head:
         return self._head

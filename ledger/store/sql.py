@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,11 +56,29 @@ class SqlLogStore:
         self.engine = engine
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
+        self._shared: ContextVar[Connection | None] = ContextVar("shared_read", default=None)
 
     # --- transactions -------------------------------------------------------------------
 
     @contextmanager
+    def reading(self) -> Iterator[None]:
+        if self._shared.get() is not None:  # nested: the outer block's transaction serves
+            yield
+            return
+        with self._reading() as conn:
+            token = self._shared.set(conn)
+            try:
+                yield
+            finally:
+                self._shared.reset(token)
+
+    @contextmanager
     def _reading(self) -> Iterator[Connection]:
+        shared = self._shared.get()
+        if shared is not None:
+            with translated_errors():
+                yield shared
+            return
         with translated_errors(), self.engine.connect() as conn, conn.begin():
             yield conn
 

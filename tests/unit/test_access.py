@@ -20,10 +20,12 @@ import pytest
 
 from ledger.access import (
     ApiKeyRecord,
+    CachedKeyStore,
     Permission,
     Principal,
     Role,
     authenticate,
+    authenticate_cached,
     create_key,
     revoke_key,
 )
@@ -338,3 +340,69 @@ def test_an_authenticated_principal_sees_what_its_key_names() -> None:
     assert not who.sees("acme")
     assert who.may(Permission.READ)
     assert not who.may(Permission.WRITE)
+
+
+# --- the key cache ------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingKeyStore(MemoryKeyStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        self.reads += 1
+        return super().get_key(key_id)
+
+
+def test_the_cache_reads_a_key_once_within_its_max_age_and_again_after() -> None:
+    inner, clock = CountingKeyStore(), Clock()
+    cached = CachedKeyStore(inner, max_age=2.0, clock=clock)
+    token, _ = make(cached)
+    assert authenticate(cached, token) is not None
+    assert authenticate(cached, token) is not None
+    assert inner.reads == 1
+    clock.now += 2.5
+    assert authenticate(cached, token) is not None
+    assert inner.reads == 2
+
+
+def test_authenticate_cached_answers_only_from_a_fresh_cache_entry() -> None:
+    clock = Clock()
+    cached = CachedKeyStore(MemoryKeyStore(), max_age=2.0, clock=clock)
+    token, _ = make(cached)
+    assert authenticate_cached(cached, token) is None  # never looked up: not remembered
+    who = authenticate(cached, token)
+    assert who is not None
+    assert authenticate_cached(cached, token) == who
+    clock.now += 2.5
+    assert authenticate_cached(cached, token) is None  # stale: the caller must read the store
+
+
+def test_authenticate_cached_refuses_a_wrong_secret_and_a_malformed_token() -> None:
+    cached = CachedKeyStore(MemoryKeyStore(), clock=Clock())
+    token, _ = make(cached)
+    assert authenticate(cached, token) is not None
+    key_id, _ = split(token)
+    wrong = f"plk_{key_id}_{'A' * 43}"
+    assert wrong != token
+    assert authenticate_cached(cached, wrong) is None
+    assert authenticate_cached(cached, token[:-1]) is None
+    assert authenticate_cached(cached, token + " ") is None
+
+
+def test_revoking_through_the_cache_takes_effect_at_once() -> None:
+    cached = CachedKeyStore(MemoryKeyStore(), clock=Clock())
+    token, record = make(cached)
+    assert authenticate(cached, token) is not None
+    revoke_key(cached, record.key_id, now=NOW)
+    assert authenticate_cached(cached, token) is None
+    assert authenticate(cached, token) is None
