@@ -121,3 +121,22 @@ class ConfigurationError(LedgerError):
 
 class StoreUnavailableError(LedgerError):
     """The database cannot be reached or refused the connection."""
+
+
+class ProjectionError(LedgerError):
+    """A projector met an entry it cannot project (a type or schema version the event
+    catalogue does not know): it stops there rather than skip it."""
+
+    def __init__(self, projector: str, seq: int, event_type: str, version: int, reason: str):
+        self.projector, self.seq, self.event_type, self.version = (
+            projector,
+            seq,
+            event_type,
+            version,
+        )
+        self.reason = reason
+        super().__init__(
+            f"projector '{projector}' stopped at seq {seq} ({event_type} v{version}): {reason}; "
+            "it resumes from there once this pactledger knows that type and version "
+            "(upgrade it), see `pactledger project status`"
+        )

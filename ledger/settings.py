@@ -38,3 +38,21 @@ class Settings(BaseSettings):
         le=100_000,
         description="Most entries in one POST /v1/events:batch (more: 413)",
     )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker for the projectors, redis://host:6379/0 or "
+        "amqp://guest:guest@host:5672//; unset: projectors run in-process after each append",
+    )
+    project_every_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between the periodic projector catch-ups that `pactledger beat` "
+        "schedules",
+    )
+    project_batch: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Entries a projector reads and writes per transaction",
+    )

@@ -38,6 +38,9 @@ class Ledger:
     signer: NoteSigner | None = None
     clock: Callable[[], datetime] = utc_now
     catalogue: Catalogue = field(default_factory=default_catalogue)
+    # Called after every append that committed (ledger.compose: projectors or Celery); it
+    # must not raise, and it cannot undo the append.
+    after_append: Callable[[], None] | None = None
 
     # --- writing --------------------------------------------------------------------------
 
@@ -54,10 +57,13 @@ class Ledger:
         admission = Admission(self.store, self.catalogue, self.clock, self._published)
         admitted = admission.admit(inputs)
         try:
-            return self.store.append(admitted)
+            receipts = self.store.append(admitted)
         finally:
             if admission.publishes:
                 self._published.invalidate()
+        if self.after_append is not None and any(not r.duplicate for r in receipts):
+            self.after_append()
+        return receipts
 
     def append_admissible(self, inputs: Sequence[EntryLike]) -> list[Receipt | LedgerError]:
         """Append every entry the ledger admits, in one transaction; one result per input, in

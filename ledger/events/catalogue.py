@@ -93,6 +93,18 @@ class Catalogue:
                 error["msg"], field=f"payload.{where}" if where else "payload"
             ) from None
 
+    def upcast(self, event_type: str, version: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored payload in the current version's shape, without validating it again (it
+        was validated when it was appended): for readers that go through many entries. An
+        unknown type or version raises, like :meth:`read`."""
+        latest = self.latest(event_type).VERSION
+        self.model(event_type, version)
+        current = dict(payload)
+        while version < latest:
+            current = self._upcasters[(event_type, version)](current)
+            version += 1
+        return current
+
     def read(self, event_type: str, version: int, payload: Mapping[str, Any]) -> Event:
         """Read a stored payload as the current version of its type, upcasting on the way."""
         current = dict(payload)

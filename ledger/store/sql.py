@@ -48,7 +48,7 @@ _IN_CHUNK = 900  # bound on bound parameters per IN list (SQLite's default limit
 
 _ENTRY_COLUMNS = list(SealedEntry._fields)  # also the column names, in order
 
-_ENTRY_SELECT = select(*(entries.c[name] for name in _ENTRY_COLUMNS))
+ENTRY_SELECT = select(*(entries.c[name] for name in _ENTRY_COLUMNS))
 
 
 class SqlLogStore:
@@ -242,7 +242,7 @@ class SqlLogStore:
 
     def entry(self, seq: int) -> SealedEntry:
         with self._reading() as conn:
-            row = conn.execute(_ENTRY_SELECT.where(entries.c.seq == seq)).first()
+            row = conn.execute(ENTRY_SELECT.where(entries.c.seq == seq)).first()
             if row is None:
                 size = self._read_head(conn, lock=False).size
                 check_seq(seq, size)
@@ -250,29 +250,29 @@ class SqlLogStore:
                     f"entry {seq} is missing although the log holds {size} entries; "
                     "run `pactledger verify`"
                 )
-            return _entry_of(row)
+            return entry_of(row)
 
     def iter_entries(self, *, start: int = 0, batch_size: int = 5000) -> Iterator[SealedEntry]:
         position = start
         while True:
             with self._reading() as conn:
                 rows = conn.execute(
-                    _ENTRY_SELECT.where(entries.c.seq >= position)
+                    ENTRY_SELECT.where(entries.c.seq >= position)
                     .order_by(entries.c.seq)
                     .limit(batch_size)
                 ).all()
             if not rows:
                 return
             for row in rows:
-                yield _entry_of(row)
+                yield entry_of(row)
             position = rows[-1].seq + 1
 
     def stream_entries(self, stream: str) -> list[SealedEntry]:
         with self._reading() as conn:
             rows = conn.execute(
-                _ENTRY_SELECT.where(entries.c.stream == stream).order_by(entries.c.stream_version)
+                ENTRY_SELECT.where(entries.c.stream == stream).order_by(entries.c.stream_version)
             ).all()
-        return [_entry_of(row) for row in rows]
+        return [entry_of(row) for row in rows]
 
     def entries_in_streams(self, prefix: str) -> list[SealedEntry]:
         if not prefix:
@@ -282,11 +282,11 @@ class SqlLogStore:
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         with self._reading() as conn:
             rows = conn.execute(
-                _ENTRY_SELECT.where(entries.c.stream >= prefix, entries.c.stream < upper).order_by(
+                ENTRY_SELECT.where(entries.c.stream >= prefix, entries.c.stream < upper).order_by(
                     entries.c.seq
                 )
             ).all()
-        return [_entry_of(row) for row in rows]
+        return [entry_of(row) for row in rows]
 
     def find_entries(
         self,
@@ -299,7 +299,7 @@ class SqlLogStore:
         occurred_to: datetime | None = None,
     ) -> list[SealedEntry]:
         # Walks the (type, seq) index from ``after``; the other conditions filter on the way.
-        query = _ENTRY_SELECT.where(entries.c.type == event_type, entries.c.seq > after)
+        query = ENTRY_SELECT.where(entries.c.type == event_type, entries.c.seq > after)
         if tenants is not None:
             if not tenants:
                 return []
@@ -310,7 +310,7 @@ class SqlLogStore:
             query = query.where(entries.c.occurred_at < occurred_to)
         with self._reading() as conn:
             rows = conn.execute(query.order_by(entries.c.seq).limit(limit)).all()
-        return [_entry_of(row) for row in rows]
+        return [entry_of(row) for row in rows]
 
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
         with self._reading() as conn:
@@ -421,8 +421,8 @@ def _head_values(head: Head, now: datetime) -> dict[str, Any]:
     }
 
 
-def _entry_of(row: Any) -> SealedEntry:
-    return SealedEntry(*row)  # _ENTRY_SELECT lists the columns in SealedEntry's field order
+def entry_of(row: Any) -> SealedEntry:
+    return SealedEntry(*row)  # ENTRY_SELECT lists the columns in SealedEntry's field order
 
 
 def _checkpoint_of(row: Any) -> CheckpointRecord:

@@ -9,6 +9,8 @@ same schema (a test compares them) plus the append-only triggers, which live onl
   PostgreSQL.
 * ``api_keys`` — API keys: the SHA-256 of each secret (never the secret), role, tenant scope,
   revocation time. Not part of the log: keys are access control, not evidence.
+* ``projector_checkpoints`` and the ``view_*`` tables — the projectors' positions and views
+  (docs/projectors.md); derived from the log, rebuildable from it at any time.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+
+from ledger.projections import TableSpec, all_projections
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -144,3 +148,92 @@ api_keys = Table(
     Column("revoked_at", UTCDateTime(), nullable=True),
     CheckConstraint("role IN ('admin', 'ingest', 'auditor', 'viewer')", name="ck_api_keys_role"),
 )
+
+
+# --- projector views (docs/projectors.md) -------------------------------------------------------
+
+projector_checkpoints = Table(
+    "projector_checkpoints",
+    metadata,
+    Column("name", String(64), primary_key=True, autoincrement=False),
+    Column("position", BigInteger, nullable=False),  # last seq projected; -1: none yet
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("error", Text, nullable=True),  # why the projector stopped, until it moves again
+    Column("error_seq", BigInteger, nullable=True),
+)
+
+_INTEGER_COLUMNS = frozenset(
+    {
+        "seq",
+        "decision_seq",
+        "served_count",
+        "first_served_seq",
+        "last_served_seq",
+        "price_list_version",
+        "requests",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "racks_contracted",
+        "gpus_contracted",
+        "racks_delivered",
+        "gpus_delivered",
+        "delays",
+        "credits",
+        "racks_retired",
+        "gpus_retired",
+        "gpus_in_service",
+    }
+)
+_BOOLEAN_COLUMNS = frozenset({"sovereign"})
+# Extra indexes for the queries of ledger.app.views, by view table.
+_VIEW_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "view_residency": (("tenant", "status"), ("status",)),
+    "view_chargeback": (("tenant", "day"), ("day",)),
+    "view_rack_usage": (("hour",),),
+}
+
+
+def view_table(spec: TableSpec, *, name: str | None = None, target: MetaData = metadata) -> Table:
+    """The SQL table of a projection's view (or, with ``name``, its rebuild shadow, whose
+    index names carry the same suffix as its name)."""
+    table_name = name or spec.name
+    suffix = table_name[len(spec.name) :]
+    columns: list[Any] = []
+    if spec.has_row_key:
+        columns.append(Column("row_key", _key_text(), primary_key=True, autoincrement=False))
+    for column in spec.columns:
+        is_key = column in spec.key
+        if column in _INTEGER_COLUMNS:
+            kind: Any = BigInteger
+        elif column in _BOOLEAN_COLUMNS:
+            kind = Boolean
+        elif is_key:
+            kind = _key_text()
+        else:
+            kind = Text
+        columns.append(
+            Column(
+                column,
+                kind,
+                primary_key=is_key and not spec.has_row_key,
+                autoincrement=False,
+                nullable=not is_key,
+            )
+        )
+    indexes = [
+        Index(f"ix_{spec.name}_{'_'.join(cols)}{suffix}", *cols)
+        for cols in _VIEW_INDEXES.get(spec.name, ())
+    ]
+    return Table(table_name, target, *columns, *indexes)
+
+
+def _key_text() -> Any:
+    return Text().with_variant(Text(collation="C"), "postgresql")
+
+
+view_tables: dict[str, Table] = {
+    spec.name: view_table(spec)
+    for projection in all_projections().values()
+    for spec in projection.tables
+}
