@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from ledger.access import CachedKeyStore, KeyStore
 from ledger.app.service import Ledger
+from ledger.compose import Trigger, projection_trigger, projectors_for
 from ledger.log.entry import utc_now
 from ledger.settings import Settings
 from ledger.store.engine import make_engine
@@ -24,7 +25,7 @@ from .fast_ingest import FastIngest
 from .group_commit import GroupCommitter
 from .limits import BodyLimit, RequireCredentials
 from .metrics import Metrics
-from .routers import audit, decisions, events, health, otlp, proofs
+from .routers import audit, decisions, events, health, otlp, proofs, views
 from .services import Services
 
 DESCRIPTION = """\
@@ -55,17 +56,23 @@ def create_app(
             if (settings.database_url.startswith("postgres"))
             else make_engine(settings.database_url)
         )
+    trigger: Trigger | None = None
     if ledger is None:
         assert engine is not None
         # No signer: the API does not sign checkpoints (the CLI and the beat do), and creating
-        # the app must not need the database (readiness reports it instead).
-        ledger = Ledger(store=SqlLogStore(engine))
+        # the app must not need the database (readiness reports it instead). After each commit
+        # the projectors are woken: Celery with a broker, else a thread of this process.
+        trigger = projection_trigger(settings, engine, mode="background")
+        ledger = Ledger(store=SqlLogStore(engine), after_append=trigger)
     if keys is None:
         assert engine is not None
         keys = CachedKeyStore(SqlKeyStore(engine))
     metrics = Metrics(ledger, utc_now)
     committer = GroupCommitter(ledger.append_admissible, metrics)
-    found = Services(settings, engine, ledger, keys, committer, metrics)
+    projectors = (
+        None if engine is None else projectors_for(engine, batch_size=settings.project_batch)
+    )
+    found = Services(settings, engine, ledger, keys, committer, metrics, projectors)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +81,8 @@ def create_app(
             yield
         finally:
             await committer.stop()
+            if trigger is not None:
+                trigger.close()
             if engine is not None:
                 engine.dispose()
 
@@ -85,7 +94,7 @@ def create_app(
     )
     app.state.services = found
     errors.install(app)
-    for module in (events, decisions, otlp, proofs, audit, health):
+    for module in (events, decisions, otlp, proofs, audit, views, health):
         app.include_router(module.router)
     if fast_ingest:
         app.add_middleware(FastIngest, services=found)  # innermost: after the two below

@@ -11,6 +11,7 @@ from fastapi import Request
 from sqlalchemy import Engine
 
 from ledger.access import KeyStore
+from ledger.app.projection import Projectors
 from ledger.app.published import read_policies
 from ledger.app.service import Ledger
 from ledger.policy import PolicyRef, PolicySet
@@ -28,6 +29,7 @@ class Services:
     keys: KeyStore
     committer: GroupCommitter
     metrics: Metrics
+    projectors: Projectors | None = None  # the views; None when built without a database
     _policies: tuple[tuple[PolicyRef, ...], PolicySet] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

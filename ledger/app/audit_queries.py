@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger.app.published import read_event
@@ -122,6 +122,8 @@ def _page(
 ) -> Page:
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError(f"must be between 1 and {MAX_PAGE}", field="limit")
+    occurred_from = utc_instant(occurred_from, "from")
+    occurred_to = utc_instant(occurred_to, "to")
     if occurred_from and occurred_to and occurred_from >= occurred_to:
         raise ValidationError("must be after 'from'", field="to")
     after = parse_cursor(cursor)
@@ -162,3 +164,18 @@ def _item(entry: SealedEntry, event: Event) -> dict[str, Any]:
         "occurred_at": format_time(entry.occurred_at),
         **event.payload(),
     }
+
+
+def utc_instant(moment: datetime | None, field: str) -> datetime | None:
+    """``moment`` in UTC; a ValidationError naming ``field`` when it has no zone or its UTC
+    time falls outside the years 1-9999 (``0001-01-01T00:00:00+01:00``)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValidationError("a time needs a zone, e.g. 2026-11-01T00:00:00Z", field=field)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            "is outside the years 1-9999 once converted to UTC", field=field
+        ) from None

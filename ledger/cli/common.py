@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from ledger.app.keys import load_signer
 from ledger.app.service import Ledger
+from ledger.compose import projection_trigger
 from ledger.errors import LedgerError
 from ledger.settings import Settings
 from ledger.store.engine import make_engine
@@ -32,11 +33,18 @@ def load_settings() -> Settings:
 
 
 def open_ledger(settings: Settings, *, need_signer: bool = False) -> Ledger:
-    store = SqlLogStore(make_engine(settings.database_url))
+    """The ledger of ``settings``; after each append it triggers the projectors (in this
+    process without a broker, so the next command sees the views)."""
+    engine = make_engine(settings.database_url)
+    store = SqlLogStore(engine)
     signer = None
     if need_signer or settings.signing_key.exists():
         signer = load_signer(settings.signing_key, store.head().origin)
-    return Ledger(store=store, signer=signer)
+    return Ledger(
+        store=store,
+        signer=signer,
+        after_append=projection_trigger(settings, engine, mode="inline"),
+    )
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -17,6 +17,7 @@ import sqlite3
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,16 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ledger.app import views
 from ledger.app.governance import decision_entry, publish_policies, replay_decisions
 from ledger.app.keys import create_signing_key, load_signer
+from ledger.app.projection import PROJECTORS
 from ledger.app.service import Ledger
+from ledger.compose import projectors_for
 from ledger.errors import TamperedLogError
 from ledger.log.entry import EntryInput, EntryLike, format_time
 from ledger.policy import Facts, PolicySet, load_policy_set
+from ledger.projections.compliance import VIOLATIONS
 from ledger.store.engine import make_engine, migrate
 from ledger.store.sql import SqlLogStore
 
@@ -203,6 +208,19 @@ def run_demo(*, out_dir: Path, requests: int, seed: int, console: Console) -> di
         report = ledger.verify(progress=lambda done: bar.update(task, completed=done))
     verify_seconds = time.perf_counter() - began
     replay = replay_decisions(ledger)
+
+    # The views, as the embedded default keeps them (in-process, the same projector code a
+    # Celery worker runs): here caught up in one go after the appends, and timed.
+    projectors = projectors_for(engine)
+    began = time.perf_counter()
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("projecting", total=len(PROJECTORS))
+        for name in PROJECTORS:
+            projectors.run(name)
+            bar.advance(task)
+    project_seconds = time.perf_counter() - began
+    residency = views.residency(projectors.views)
+    by_unit = views.chargeback(projectors.views, by="business_unit")
     engine.dispose()
 
     # The first routed inference after a third of the log: its cost is what gets edited.
@@ -228,6 +246,13 @@ def run_demo(*, out_dir: Path, requests: int, seed: int, console: Console) -> di
         "checkpoints": len(checkpoints),
         "append_per_second": round(len(entries) / append_seconds),
         "verify_per_second": round(report.size / verify_seconds),
+        "project_per_second": round(report.size / project_seconds),
+        "residency": views.residency_summary(residency),
+        "violations": [row["request_id"] for row in residency if row["status"] in VIOLATIONS],
+        "chargeback_by_business_unit": [
+            {"business_unit": t["business_unit"], "cost": t["cost"], "currency": t["currency"]}
+            for t in by_unit
+        ],
         "retried_batch_appended": 0,
         "inclusion_proof": {"seq": sample, "path_length": len(inclusion.audit_path)},
         "consistency_proof": {
@@ -282,6 +307,19 @@ def _print_report(console: Console, figures: dict[str, Any]) -> None:
         "re-evaluate identically from the policy texts in the ledger",
     )
     table.add_row("routed", f"{figures['routed_inferences']:,} inferences, each priced")
+    statuses = figures["residency"]
+    table.add_row(
+        "residency",
+        ", ".join(f"{status} {count:,}" for status, count in statuses.items() if count)
+        + f" (views projected at {figures['project_per_second']:,} entries/s)",
+    )
+    table.add_row(
+        "chargeback",
+        ", ".join(
+            f"{t['business_unit']} {Decimal(t['cost']):,.2f} {t['currency']}"
+            for t in figures["chargeback_by_business_unit"][:4]
+        ),
+    )
     table.add_row("merkle root", figures["root_hash"])
     table.add_row("checkpoints", f"{figures['checkpoints']} signed (C2SP tlog-checkpoint)")
     table.add_row("append", f"{figures['append_per_second']:,} entries/s (SQLite, fsync on)")

@@ -30,6 +30,8 @@ from .access import keys_app, serve
 from .common import JsonFlag, err, fail, load_settings, open_ledger, out, print_json, run_action
 from .governance import audit_app, decide, policy_app
 from .ingest import read_jsonl
+from .views import chargeback, project_app, tranches
+from .workers import beat, worker
 
 app = typer.Typer(
     name="pactledger",
@@ -426,5 +428,10 @@ def demo(
 app.add_typer(policy_app, name="policy")
 app.command("decide")(decide)
 app.add_typer(audit_app, name="audit")
+app.add_typer(project_app, name="project")
+app.command("chargeback")(chargeback)
+app.command("tranches")(tranches)
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
+app.command("worker")(worker)
+app.command("beat")(beat)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .base import Fact, Key, Row, Rows, TableSpec
@@ -57,7 +57,15 @@ TRANCHES = TableSpec(
 RACK_USAGE = TableSpec(
     "view_rack_usage",
     key=("tranche_id", "hour"),
-    columns=("tranche_id", "hour", "requests", "input_tokens", "output_tokens", "gpus_in_service"),
+    columns=(
+        "tranche_id",
+        "hour",
+        "tenant",
+        "requests",
+        "input_tokens",
+        "output_tokens",
+        "gpus_in_service",
+    ),
 )
 TRANCHE_EVENTS = frozenset(
     {
@@ -112,6 +120,7 @@ class CapacityProjection:
             else {
                 "tranche_id": key[0],
                 "hour": usage_key[1],
+                "tenant": fact.tenant,
                 "requests": 0,
                 "input_tokens": 0,
                 "output_tokens": 0,
@@ -252,10 +261,12 @@ def _tranche(existing: Row | None, tranche_id: str, tenant: str) -> Row:
 
 
 def _days_between(start: str, end: str) -> Decimal:
-    """Days from ``start`` to ``end``, to one decimal (exact arithmetic, half to even)."""
+    """Days from ``start`` to ``end``, to one decimal (exact arithmetic, half up)."""
     delta = _time(end) - _time(start)
     microseconds = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return (Decimal(microseconds) / Decimal(86_400_000_000)).quantize(Decimal("0.1"))
+    return (Decimal(microseconds) / Decimal(86_400_000_000)).quantize(
+        Decimal("0.1"), rounding=ROUND_HALF_UP
+    )
 
 
 def _time(text: str) -> datetime:

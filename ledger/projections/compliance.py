@@ -18,7 +18,7 @@ from .base import Fact, Key, Row, Rows, TableSpec
 REGIONS = TableSpec(
     "view_regions",
     key=("provider", "region"),
-    columns=("provider", "region", "country", "jurisdiction", "sovereign"),
+    columns=("provider", "region", "tenant", "country", "jurisdiction", "sovereign", "version"),
 )
 RESIDENCY = TableSpec(
     "view_residency",
@@ -76,9 +76,14 @@ class ComplianceProjection:
 
     def apply(self, fact: Fact, rows: Rows) -> None:
         if fact.type == "PolicyPublished" and fact.payload.get("kind") == "regions":
+            version = fact.payload["version"]
             locations, infos = _catalogue(fact.payload)
             for location, info in zip(locations, infos, strict=True):
-                rows.put(REGIONS.name, location, info)
+                held = rows.get(REGIONS.name, location)
+                if held is None or held["version"] <= version:  # never roll a region back
+                    rows.put(
+                        REGIONS.name, location, {**info, "tenant": fact.tenant, "version": version}
+                    )
         elif fact.type == "ResidencyDecided":
             self._decided(fact, rows)
         elif fact.type == "InferenceRouted":
@@ -115,7 +120,7 @@ class ComplianceProjection:
         row = _row_of(rows.get(RESIDENCY.name, key), payload["request_id"], fact.tenant)
         if payload.get("status", "ok") != "refused":
             provider, region = payload["provider"], payload["region"]
-            locations = set(row["served_locations"].split()) if row["served_locations"] else set()
+            locations = set((row["served_locations"] or "").split())
             locations.add(f"{provider}/{region}")
             row.update(
                 served_count=row["served_count"] + 1,
@@ -151,7 +156,7 @@ def _row_of(existing: Row | None, request_id: str, tenant: str) -> Row:
     if existing is not None:
         return dict(existing)
     row: Row = dict.fromkeys(RESIDENCY.columns)
-    row.update(request_id=request_id, tenant=tenant, served_count=0, served_locations="")
+    row.update(request_id=request_id, tenant=tenant, served_count=0)
     return row
 
 

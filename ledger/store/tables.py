@@ -183,6 +183,7 @@ _INTEGER_COLUMNS = frozenset(
         "racks_retired",
         "gpus_retired",
         "gpus_in_service",
+        "version",
     }
 )
 _BOOLEAN_COLUMNS = frozenset({"sovereign"})

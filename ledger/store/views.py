@@ -132,14 +132,21 @@ class SqlViewStore:
         ).scalar()
         if exists:
             return None  # locked by another runner
+        if not self._postgres:  # SQLite: this transaction holds the write lock already
+            self._insert_checkpoint(conn, name)
+        else:  # committed at once, on its own, so that no runner waits on an insert of ours
+            with self._writing() as other:
+                self._insert_checkpoint(other, name)
+        position = conn.execute(query).scalar()
+        return None if position is None else int(position)
+
+    def _insert_checkpoint(self, conn: Connection, name: str) -> None:
         dialect_insert = pg_insert if self._postgres else sqlite_insert
         conn.execute(
             dialect_insert(projector_checkpoints)
             .values(name=name, position=-1, updated_at=utc_now())
             .on_conflict_do_nothing(index_elements=["name"])
         )
-        position = conn.execute(query).scalar()
-        return None if position is None else int(position)
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:

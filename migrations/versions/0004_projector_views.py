@@ -44,9 +44,11 @@ def upgrade() -> None:
         sa.Column("row_key", KEY_TEXT, primary_key=True, autoincrement=False),
         sa.Column("provider", KEY_TEXT, nullable=False),
         sa.Column("region", KEY_TEXT, nullable=False),
+        sa.Column("tenant", sa.Text()),
         sa.Column("country", sa.Text()),
         sa.Column("jurisdiction", sa.Text()),
         sa.Column("sovereign", sa.Boolean()),
+        sa.Column("version", sa.BigInteger()),
     )
     op.create_table(
         "view_residency",
@@ -143,6 +145,7 @@ def upgrade() -> None:
         sa.Column("row_key", KEY_TEXT, primary_key=True, autoincrement=False),
         sa.Column("tranche_id", KEY_TEXT, nullable=False),
         sa.Column("hour", KEY_TEXT, nullable=False),
+        sa.Column("tenant", sa.Text()),
         sa.Column("requests", sa.BigInteger()),
         sa.Column("input_tokens", sa.BigInteger()),
         sa.Column("output_tokens", sa.BigInteger()),

@@ -11,6 +11,8 @@ test:
   does not exist, with the same body;
 - ``GET /v1/entries`` (the mirror feed) needs the mirror permission and an all-tenants key:
   auditor-all and admin, everyone else 403;
+- the projector views (``GET /v1/views/…``: status, residency, chargeback, tranches) are read
+  like the rest: every reader 200 (a tenant-scoped key sees only its tenants' rows), ingest 403;
 - no ``Authorization`` header, a malformed key, an unknown key, a wrong secret and a revoked
   key → 401 with ``WWW-Authenticate: Bearer``, and the key never appears in the answer;
 - a 401, 403 or 404 writes nothing (the head does not move);
@@ -84,6 +86,10 @@ ROUTES: dict[str, Route] = {
     "GET-proofs-inclusion": Route("GET", "/v1/proofs/inclusion?seq=0"),
     "GET-proofs-consistency": Route("GET", "/v1/proofs/consistency?first=1"),
     "GET-entries": Route("GET", "/v1/entries"),
+    "GET-views-status": Route("GET", "/v1/views/status"),
+    "GET-views-residency": Route("GET", "/v1/views/residency"),
+    "GET-views-chargeback": Route("GET", "/v1/views/chargeback"),
+    "GET-views-tranches": Route("GET", "/v1/views/tranches"),
 }
 
 # Keys of the fixture, then credentials that must all be refused with 401.
@@ -95,21 +101,35 @@ COLUMNS = (
     "POST-events-batch-mixed", "POST-decisions-residency-acme", "GET-provenance-acme",
     "GET-provenance-globex", "GET-checkpoints-latest", "GET-proofs-inclusion",
     "GET-proofs-consistency", "GET-entries",
+    "GET-views-status", "GET-views-residency", "GET-views-chargeback", "GET-views-tranches",
 )
 EXPECTED_ROWS: dict[str, tuple[int, ...]] = {
     #                ev-acme ev-glbx batch  mixed  decide prov-a prov-g ckpt   incl   cons  entries
-    "admin":         (201,   201,    201,   201,   200,   200,   200,   200,   200,   200,  200),
-    "ingest-acme":   (201,   403,    201,   403,   200,   403,   403,   403,   403,   403,  403),
-    "ingest-globex": (403,   201,    403,   403,   403,   403,   403,   403,   403,   403,  403),
-    "viewer-acme":   (403,   403,    403,   403,   403,   200,   404,   200,   200,   200,  403),
-    "viewer-globex": (403,   403,    403,   403,   403,   404,   200,   200,   200,   200,  403),
-    "auditor-all":   (403,   403,    403,   403,   403,   200,   200,   200,   200,   200,  200),
-    "auditor-acme":  (403,   403,    403,   403,   403,   200,   404,   200,   200,   200,  403),
-    "no-key":        (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401),
-    "malformed":     (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401),
-    "unknown-key":   (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401),
-    "wrong-secret":  (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401),
-    "revoked":       (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401),
+    #                 v-stat v-res  v-chrg v-tran  (/v1/views/…, second line of each row)
+    "admin":         (201,   201,    201,   201,   200,   200,   200,   200,   200,   200,  200,
+                      200,   200,   200,   200),
+    "ingest-acme":   (201,   403,    201,   403,   200,   403,   403,   403,   403,   403,  403,
+                      403,   403,   403,   403),
+    "ingest-globex": (403,   201,    403,   403,   403,   403,   403,   403,   403,   403,  403,
+                      403,   403,   403,   403),
+    "viewer-acme":   (403,   403,    403,   403,   403,   200,   404,   200,   200,   200,  403,
+                      200,   200,   200,   200),
+    "viewer-globex": (403,   403,    403,   403,   403,   404,   200,   200,   200,   200,  403,
+                      200,   200,   200,   200),
+    "auditor-all":   (403,   403,    403,   403,   403,   200,   200,   200,   200,   200,  200,
+                      200,   200,   200,   200),
+    "auditor-acme":  (403,   403,    403,   403,   403,   200,   404,   200,   200,   200,  403,
+                      200,   200,   200,   200),
+    "no-key":        (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401,
+                      401,   401,   401,   401),
+    "malformed":     (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401,
+                      401,   401,   401,   401),
+    "unknown-key":   (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401,
+                      401,   401,   401,   401),
+    "wrong-secret":  (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401,
+                      401,   401,   401,   401),
+    "revoked":       (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401,
+                      401,   401,   401,   401),
 }
 # fmt: on
 EXPECTED: dict[tuple[str, str], int] = {
