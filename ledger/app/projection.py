@@ -25,9 +25,9 @@ import orjson
 
 from ledger.errors import LedgerError, NotFoundError, ProjectionError
 from ledger.events import Catalogue, default_catalogue
-from ledger.log.entry import SealedEntry, utc_now
+from ledger.log.entry import utc_now
 from ledger.projections import Fact, Projection, Rows, TableSpec, all_projections
-from ledger.projections.base import Key, Row
+from ledger.projections.base import Key, LoggedEntry, Row
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ PROJECTORS: tuple[str, ...] = tuple(all_projections())
 class ViewBatch(Protocol):
     position: int
 
-    def entries(self, limit: int, *, after: int | None = None) -> list[SealedEntry]: ...
+    def entries(self, limit: int) -> list[LoggedEntry]: ...
     def load(self, spec: TableSpec, keys: Iterable[Key]) -> dict[Key, Row]: ...
     def write(self, spec: TableSpec, changed: Mapping[Key, Row]) -> None: ...
     def advance(self, name: str, position: int) -> None: ...
@@ -128,7 +128,7 @@ class Projectors:
         self.views, self.batch_size, self.clock = views, batch_size, clock
         self.catalogue = catalogue or default_catalogue()
         self.projections = all_projections()
-        self._known: set[tuple[str, int]] = set()
+        self._current: dict[tuple[str, int], bool] = {}  # known kinds: is it the latest?
 
     def projection(self, name: str) -> Projection:
         try:
@@ -191,7 +191,7 @@ class Projectors:
         return len(good), failure
 
     def _facts(
-        self, projection: Projection, found: Sequence[SealedEntry]
+        self, projection: Projection, found: Sequence[LoggedEntry]
     ) -> tuple[list[Fact], ProjectionError | None]:
         wanted = projection.types
         facts: list[Fact] = []
@@ -207,15 +207,20 @@ class Projectors:
                 facts.append(fact)
         return facts, None
 
-    def _fact(self, entry: SealedEntry, wanted: frozenset[str] | None) -> Fact | None:
-        known = (entry.type, entry.schema_version)
-        if known not in self._known:
+    def _fact(self, entry: LoggedEntry, wanted: frozenset[str] | None) -> Fact | None:
+        kind = (entry.type, entry.schema_version)
+        current = self._current.get(kind)
+        if current is None:
             self.catalogue.model(entry.type, entry.schema_version)  # raises when unknown
-            self._known.add(known)
+            current = self._current[kind] = (
+                entry.schema_version == self.catalogue.latest(entry.type).VERSION
+            )
         if wanted is not None and entry.type not in wanted:
             return None
         data = orjson.loads(entry.entry_bytes)
-        payload = self.catalogue.upcast(entry.type, entry.schema_version, data["payload"])
+        payload = data["payload"]
+        if not current:
+            payload = self.catalogue.upcast(entry.type, entry.schema_version, payload)
         return Fact(
             seq=entry.seq,
             type=entry.type,

@@ -12,10 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 Key = tuple[Any, ...]
 Row = dict[str, Any]
+
+
+class LoggedEntry(NamedTuple):
+    """The columns of a log entry a projector reads (no hashes, no timestamps to convert)."""
+
+    seq: int
+    type: str
+    schema_version: int
+    stream: str
+    tenant: str
+    entry_bytes: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,10 @@ from sqlalchemy import Connection, Engine, MetaData, Table, delete, func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ledger.log.entry import SealedEntry, utc_now
-from ledger.projections.base import Key, Row, TableSpec
+from ledger.log.entry import utc_now
+from ledger.projections.base import Key, LoggedEntry, Row, TableSpec
 from ledger.store.engine import WRITE_OPTION
-from ledger.store.sql import ENTRY_SELECT, entry_of, translated_errors
+from ledger.store.sql import translated_errors
 from ledger.store.tables import (
     entries,
     ledger_head,
@@ -38,6 +38,7 @@ from ledger.store.tables import (
 )
 
 SHADOW_SUFFIX = "__shadow"
+_LOGGED_SELECT = select(*(entries.c[name] for name in LoggedEntry._fields))
 _IN_CHUNK = 900
 
 
@@ -56,12 +57,11 @@ class ViewBatch:
     def __init__(self, conn: Connection, position: int, tables: Mapping[str, Table]) -> None:
         self.conn, self.position, self._tables = conn, position, tables
 
-    def entries(self, limit: int, *, after: int | None = None) -> list[SealedEntry]:
-        start = self.position if after is None else after
+    def entries(self, limit: int) -> list[LoggedEntry]:
         rows = self.conn.execute(
-            ENTRY_SELECT.where(entries.c.seq > start).order_by(entries.c.seq).limit(limit)
+            _LOGGED_SELECT.where(entries.c.seq > self.position).order_by(entries.c.seq).limit(limit)
         ).all()
-        return [entry_of(row) for row in rows]
+        return [LoggedEntry(*row) for row in rows]
 
     def load(self, spec: TableSpec, keys: Iterable[Key]) -> dict[Key, Row]:
         if spec.insert_only:
