@@ -29,11 +29,12 @@ test: lint  ## lint, then the whole test suite (PostgreSQL tests skip unless CI=
 unit: $(STAMP)  ## the pure core only: no database needed
 	$(BIN)/python -m pytest tests/unit tests/property -q
 
-bench: $(STAMP)  ## ingest (vs COPY), decisions/s, and the HTTP API (vs eventsourcing)
+bench: $(STAMP)  ## ingest (vs COPY), decisions/s, the HTTP API (vs eventsourcing), projectors (vs ingest)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.ingest
 	$(BIN)/python -m benchmarks.decisions
 	$(BIN)/python -m benchmarks.api
+	$(BIN)/python -m benchmarks.projectors
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -516,6 +516,10 @@ class Server:
             "PACTLEDGER_DATABASE_URL": database_url,
             "PACTLEDGER_SIGNING_KEY": str(signing_key),
             "PACTLEDGER_ORIGIN": ORIGIN,
+            # The API as deployed at scale: projection runs elsewhere (Celery workers),
+            # measured by benchmarks.projectors; here it would compete for the two cores.
+            "PACTLEDGER_BROKER_URL": "",
+            "PACTLEDGER_PROJECT_IN_PROCESS": "false",
         }
         command = [sys.executable, "-c", "from ledger.cli.main import app; app()"]
         with log.open("wb") as output:

@@ -6,7 +6,9 @@ What it guarantees: one place decides how projectors are triggered after an appe
   ``pactledger.project`` after each commit; workers do the projecting;
 * unset (the embedded default): the projectors run in this process — right after the append
   (``inline``: the CLI and the demo, whose next command sees the views) or on a background
-  thread woken by each append (``background``: the API, whose requests must not wait).
+  thread woken by each append (``background``: the API, whose requests must not wait);
+* unset and ``PACTLEDGER_PROJECT_IN_PROCESS=false``: nothing; another process projects
+  (``pactledger project run`` from a timer, say).
 
 A projector error never fails an append (the entries are durable by then): it is logged, and
 ``pactledger project status`` shows it.
@@ -54,6 +56,8 @@ def projection_trigger(settings: Settings, engine: Engine, *, mode: Mode) -> Tri
         from ledger.app.dispatch import celery_trigger
 
         return celery_trigger(settings.broker_url)
+    if not settings.project_in_process:
+        return _Closing(lambda: None)
     projectors = projectors_for(engine, batch_size=settings.project_batch)
     if mode == "inline":
         return _Closing(lambda: catch_up_quietly(projectors))

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         description="Celery broker for the projectors, redis://host:6379/0 or "
         "amqp://guest:guest@host:5672//; unset: projectors run in-process after each append",
     )
+    project_in_process: bool = Field(
+        default=True,
+        description="Without a broker, run the projectors in this process after each append; "
+        "false: leave them to `pactledger project run` or another process",
+    )
     project_every_s: float = Field(
         default=5.0,
         gt=0,

@@ -421,3 +421,14 @@ def test_one_pass_equals_the_reference() -> None:
     for name, tables in PROJECTOR_TABLES.items():
         for table in tables:
             assert normalise(table, ONE_PASS[name][table]) == normalise(table, reference[table])
+
+
+def test_with_in_process_projection_off_an_append_leaves_the_views_to_others(
+    store: SqlLogStore,
+) -> None:
+    settings = Settings(broker_url=None, project_in_process=False)
+    trigger = projection_trigger(settings, store.engine, mode="inline")
+    fill_ledger(Ledger(store=store, after_append=trigger), entries=100, seed=19)
+    trigger.close()
+    projectors = projectors_for(store.engine)
+    assert all(s.lag_entries == store.head().size for s in projectors.status())
