@@ -66,9 +66,12 @@ def residency(
     status: Annotated[
         str | None, Query(description=f"One of: {', '.join(queries.STATUSES)}")
     ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=10_000, description="Most requests listed (the summary counts all)")
+    ] = 1000,
 ) -> dict[str, Any]:
     """Residency compliance per request (`compliance` view), oldest first, with a count per
-    status."""
+    status over everything in scope; `truncated` says the list stopped at `limit`."""
     projectors = _projectors(found)
     rows = queries.residency(
         projectors.views,
@@ -80,7 +83,8 @@ def residency(
     )
     return {
         "summary": queries.residency_summary(rows),
-        "requests": rows,
+        "requests": rows[:limit],
+        "truncated": len(rows) > limit,
         "lag_entries": _lag(projectors, ("compliance",))["compliance"],
     }
 

@@ -232,10 +232,23 @@ async def test_status_lists_every_projector_caught_up(api: Api, filled: Filled, 
 # --- residency -------------------------------------------------------------------------------
 
 
+async def test_residency_lists_at_most_limit_requests_and_counts_them_all(
+    api: Api, filled: Filled
+) -> None:
+    body = await get_json(api, "/v1/views/residency", "auditor-all", limit=5)
+    assert len(body["requests"]) == 5
+    assert body["truncated"] is True
+    assert sum(body["summary"].values()) == len(filled.reference["view_residency"])
+    response = await api.get("/v1/views/residency", "auditor-all", params={"limit": 0})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "limit"
+
+
 async def test_residency_equals_the_reference(api: Api, filled: Filled) -> None:
     body = await get_json(api, "/v1/views/residency", "auditor-all")
-    assert set(body) == {"summary", "requests", "lag_entries"}
+    assert set(body) == {"summary", "requests", "truncated", "lag_entries"}
     assert body["lag_entries"] == 0
+    assert body["truncated"] is False
     expected = filled.reference["view_residency"]
     counts = Counter(row["status"] for row in expected)
     assert body["summary"] == {status: counts[status] for status in RESIDENCY_STATUSES}
