@@ -65,7 +65,7 @@ its log lives in a temporary directory that is removed. Pactledger's code is use
 
 Run it from the repository root::
 
-    .venv/bin/python -m benchmarks.projectors                     # full run (a few minutes)
+    .venv/bin/python -m benchmarks.projectors                     # full run (about a minute)
     .venv/bin/python -m benchmarks.projectors --entries 5000      # quick check
     .venv/bin/python -m benchmarks.projectors --broker none       # rows 1 and 2 only
     .venv/bin/python -m benchmarks.projectors --json --out projectors.json
