@@ -37,7 +37,7 @@ PROJECTORS: tuple[str, ...] = tuple(all_projections())
 class ViewBatch(Protocol):
     position: int
 
-    def entries(self, limit: int) -> list[LoggedEntry]: ...
+    def entries(self, limit: int, *, after: int | None = None) -> list[LoggedEntry]: ...
     def load(self, spec: TableSpec, keys: Iterable[Key]) -> dict[Key, Row]: ...
     def write(self, spec: TableSpec, changed: Mapping[Key, Row]) -> None: ...
     def advance(self, name: str, position: int) -> None: ...
@@ -58,6 +58,11 @@ class ViewStore(Protocol):
     def batch(
         self, name: str, *, wait: bool = False
     ) -> AbstractContextManager[ViewBatch | None]: ...
+
+    def batches(self, names: Sequence[str]) -> AbstractContextManager[Mapping[str, ViewBatch]]:
+        """One transaction holding the lock of every projector in ``names`` that no other
+        runner holds (those are left out), each with its own position."""
+        ...
 
     def record_error(self, name: str, seq: int, message: str) -> None: ...
     def positions(self) -> Mapping[str, PositionRecord]: ...
@@ -141,35 +146,67 @@ class Projectors:
     # --- catch-up -------------------------------------------------------------------------
 
     def catch_up(self, names: Sequence[str] | None = None) -> list[RunResult]:
-        """Run each projector (default: all) until it has projected the whole log. A projector
-        that stops on an unknown entry does not hold the others back; the first such error is
-        raised once they have all run."""
-        results, stopped = [], []
-        for name in names or PROJECTORS:
-            try:
-                results.append(self.run(name))
-            except ProjectionError as exc:
-                stopped.append(exc)
-        if stopped:
-            raise stopped[0]
-        return results
+        """Run each projector (default: all) until it has projected the whole log.
+
+        The projectors share each batch: one transaction locks every projector it can (one
+        held by another runner is left to it: ``busy``), reads and decodes the entries after
+        the lowest of their positions once, and folds into each projector the entries past
+        its own position, writing every view and position before one commit. An unknown entry
+        stops them all just before it (each is recorded), and that error is raised."""
+        chosen = [self.projection(name) for name in names or PROJECTORS]
+        projected = {p.name: 0 for p in chosen}
+        positions = {p.name: -1 for p in chosen}
+        busy: set[str] = set()
+        while True:
+            active = [p for p in chosen if p.name not in busy]
+            if not active:
+                break
+            with self.views.batches([p.name for p in active]) as locked:
+                busy.update(p.name for p in active if p.name not in locked)
+                if not locked:
+                    break
+                moved, failure, read = self._project_shared(
+                    [p for p in active if p.name in locked], locked
+                )
+                for name, batch in locked.items():
+                    projected[name] += moved[name]
+                    positions[name] = batch.position
+            if failure is not None:
+                for name in locked:
+                    self.views.record_error(name, failure.seq, str(failure))
+                raise failure
+            if read < self.batch_size:  # the log's end was reached
+                break
+        return [
+            RunResult(p.name, projected[p.name], positions[p.name], p.name in busy) for p in chosen
+        ]
 
     def run(self, name: str) -> RunResult:
-        """Project everything after the projector's position, a batch per transaction."""
-        projection = self.projection(name)
-        projected, position = 0, -1
-        while True:
-            with self.views.batch(name) as batch:
-                if batch is None:
-                    return RunResult(name, projected, position, busy=True)
-                moved, failure = self._project_batch(projection, batch, advance=True)
-                position = batch.position
-            projected += moved
-            if failure is not None:
-                self.views.record_error(name, failure.seq, str(failure))
-                raise failure
-            if moved < self.batch_size:
-                return RunResult(name, projected, position)
+        """Project everything after one projector's position, a batch per transaction."""
+        return self.catch_up([name])[0]
+
+    def _project_shared(
+        self, projections: Sequence[Projection], locked: Mapping[str, ViewBatch]
+    ) -> tuple[dict[str, int], ProjectionError | None, int]:
+        """One shared batch (see :meth:`catch_up`); returns how far each position moved, the
+        error that stopped them, and how many entries were read."""
+        start = min(batch.position for batch in locked.values())
+        found = next(iter(locked.values())).entries(self.batch_size, after=start)
+        facts, failure = self._facts(None, found)
+        end = failure.seq - 1 if failure else (found[-1].seq if found else start)
+        moved = {}
+        for projection in projections:
+            batch = locked[projection.name]
+            wanted = projection.types
+            mine = [
+                f for f in facts if f.seq > batch.position and (wanted is None or f.type in wanted)
+            ]
+            moved[projection.name] = max(0, end - batch.position)
+            if mine:
+                apply_facts(projection, mine, batch)
+            if end > batch.position:
+                batch.advance(projection.name, end)
+        return moved, failure, len(found)
 
     def _project_batch(
         self, projection: Projection, batch: ViewBatch, *, advance: bool
@@ -191,9 +228,11 @@ class Projectors:
         return len(good), failure
 
     def _facts(
-        self, projection: Projection, found: Sequence[LoggedEntry]
+        self, projection: Projection | None, found: Sequence[LoggedEntry]
     ) -> tuple[list[Fact], ProjectionError | None]:
-        wanted = projection.types
+        """Decode entries up to the first one the catalogue does not know (the error names
+        ``projection``, or every projector when it is None)."""
+        wanted = projection.types if projection is not None else None
         facts: list[Fact] = []
         for entry in found:
             try:
@@ -201,7 +240,11 @@ class Projectors:
             except LedgerError as exc:
                 reason = getattr(exc, "reason", None) or str(exc)
                 return facts, ProjectionError(
-                    projection.name, entry.seq, entry.type, entry.schema_version, reason
+                    projection.name if projection is not None else "every projector",
+                    entry.seq,
+                    entry.type,
+                    entry.schema_version,
+                    reason,
                 )
             if fact is not None:
                 facts.append(fact)

@@ -57,9 +57,10 @@ class ViewBatch:
     def __init__(self, conn: Connection, position: int, tables: Mapping[str, Table]) -> None:
         self.conn, self.position, self._tables = conn, position, tables
 
-    def entries(self, limit: int) -> list[LoggedEntry]:
+    def entries(self, limit: int, *, after: int | None = None) -> list[LoggedEntry]:
+        start = self.position if after is None else after
         rows = self.conn.execute(
-            _LOGGED_SELECT.where(entries.c.seq > self.position).order_by(entries.c.seq).limit(limit)
+            _LOGGED_SELECT.where(entries.c.seq > start).order_by(entries.c.seq).limit(limit)
         ).all()
         return [LoggedEntry(*row) for row in rows]
 
@@ -86,13 +87,24 @@ class ViewBatch:
             values = [spec.key_value(key) for key in changed]
             for chunk in _chunks(values):
                 self.conn.execute(delete(table).where(column.in_(chunk)))
-        rows = []
-        for key, row in changed.items():
-            values_of = {name: row[name] for name in spec.columns}
-            if spec.has_row_key:
-                values_of["row_key"] = spec.key_value(key)
-            rows.append(values_of)
-        self.conn.execute(insert(table), rows)
+        columns = ["row_key", *spec.columns] if spec.has_row_key else list(spec.columns)
+        rows = [
+            [spec.key_value(key), *(row[c] for c in spec.columns)]
+            if spec.has_row_key
+            else [row[c] for c in spec.columns]
+            for key, row in changed.items()
+        ]
+        if self.conn.dialect.name == "postgresql":  # COPY: a fraction of the cost of INSERTs
+            raw: Any = self.conn.connection.driver_connection
+            names = ", ".join(f'"{c}"' for c in columns)
+            with (
+                raw.cursor() as cursor,
+                cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+            ):
+                for values in rows:
+                    copy.write_row(values)
+        else:
+            self.conn.execute(insert(table), [dict(zip(columns, v, strict=True)) for v in rows])
 
     def advance(self, name: str, position: int) -> None:
         self.conn.execute(
@@ -117,6 +129,16 @@ class SqlViewStore:
         with self._writing() as conn:
             position = self._lock(conn, name, wait=wait)
             yield None if position is None else ViewBatch(conn, position, view_tables)
+
+    @contextmanager
+    def batches(self, names: Sequence[str]) -> Iterator[dict[str, ViewBatch]]:
+        with self._writing() as conn:
+            locked = {}
+            for name in names:
+                position = self._lock(conn, name, wait=False)
+                if position is not None:
+                    locked[name] = ViewBatch(conn, position, view_tables)
+            yield locked
 
     def _lock(self, conn: Connection, name: str, *, wait: bool) -> int | None:
         query = select(projector_checkpoints.c.position).where(projector_checkpoints.c.name == name)

@@ -161,21 +161,31 @@ class Dying:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def _dying(self, batch: Any) -> None:
+        original = batch.write
+
+        def write(spec: Any, changed: Any) -> None:
+            original(spec, changed)
+            if spec.name == self.table:
+                self.writes += 1
+                if self.writes == self.nth:
+                    raise Killed("worker killed mid-batch")
+
+        batch.write = write
+
     @contextmanager
     def batch(self, name: str, *, wait: bool = False) -> Iterator[Any]:
         with self.inner.batch(name, wait=wait) as batch:
             if batch is not None:
-                original = batch.write
-
-                def write(spec: Any, changed: Any) -> None:
-                    original(spec, changed)
-                    if spec.name == self.table:
-                        self.writes += 1
-                        if self.writes == self.nth:
-                            raise Killed("worker killed mid-batch")
-
-                batch.write = write  # type: ignore[method-assign]
+                self._dying(batch)
             yield batch
+
+    @contextmanager
+    def batches(self, names: Any) -> Iterator[Any]:
+        with self.inner.batches(names) as locked:
+            for batch in locked.values():
+                self._dying(batch)
+            yield locked
 
 
 @pytest.mark.parametrize(
