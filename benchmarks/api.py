@@ -121,6 +121,7 @@ from benchmarks.ingest import (
     machine_info,
     new_progress,
     positive_int,
+    row,
 )
 from ledger.access import Role, create_key
 from ledger.app.governance import publish_policies
@@ -920,29 +921,6 @@ def memory_gib() -> float | None:
 
 
 # --- report ---------------------------------------------------------------------------------
-
-
-def row(
-    name: str,
-    scale: str,
-    unit: str,
-    ours: float | None,
-    *,
-    peer: str | None = None,
-    peer_value: float | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    ratio = ours / peer_value if ours is not None and peer_value else None
-    return {
-        "name": name,
-        "scale": scale,
-        "unit": unit,
-        "ours": None if ours is None else round(ours, 2),
-        "peer": peer,
-        "peer_value": None if peer_value is None else round(peer_value, 2),
-        "ratio": None if ratio is None else round(ratio, 2),
-        **extra,
-    }
 
 
 def latency_keys(timing: Timing, prefix: str = "") -> dict[str, Any]:

@@ -469,6 +469,31 @@ def machine_info(
 # --- output ---------------------------------------------------------------------------------
 
 
+def row(
+    name: str,
+    scale: str,
+    unit: str,
+    ours: float | None,
+    *,
+    peer: str | None = None,
+    peer_value: float | None = None,
+    digits: int = 2,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One row of a benchmark's JSON ``results``: ours against the peer, with their ratio."""
+    ratio = ours / peer_value if ours is not None and peer_value else None
+    return {
+        "name": name,
+        "scale": scale,
+        "unit": unit,
+        "ours": None if ours is None else round(ours, 2),
+        "peer": peer,
+        "peer_value": None if peer_value is None else round(peer_value, 2),
+        "ratio": None if ratio is None else round(ratio, digits),
+        **extra,
+    }
+
+
 def emit(
     report: dict[str, Any],
     args: argparse.Namespace,

@@ -118,6 +118,7 @@ from benchmarks.ingest import (
     machine_info,
     new_progress,
     positive_int,
+    row,
 )
 from ledger.app.governance import decision_entry, publish_policies
 from ledger.app.projection import PROJECTORS, Projectors, ProjectorStatus
@@ -992,29 +993,6 @@ def profile_catch_up(
 # --- report ---------------------------------------------------------------------------------
 
 
-def row(
-    name: str,
-    scale: str,
-    unit: str,
-    ours: float | None,
-    *,
-    peer: str | None = None,
-    peer_value: float | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    ratio = ours / peer_value if ours is not None and peer_value else None
-    return {
-        "name": name,
-        "scale": scale,
-        "unit": unit,
-        "ours": None if ours is None else round(ours, 2),
-        "peer": peer,
-        "peer_value": None if peer_value is None else round(peer_value, 2),
-        "ratio": None if ratio is None else round(ratio, 3),
-        **extra,
-    }
-
-
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -1160,6 +1138,7 @@ def build_report(
             catch_up.rate,
             peer=f"{INGEST_ROW} (same run)",
             peer_value=ingest.rate,
+            digits=3,
             seconds=round(catch_up.seconds, 3),
             entries=catch_up.entries,
             projectors=catch_up.projectors,
