@@ -82,8 +82,9 @@ def _time(value: str | None, field: str) -> datetime | None:
 
 @project_app.command("status")
 def project_status(as_json: JsonFlag = False) -> None:
-    """Where each projector is: its position, how far behind the log (entries and the age of
-    the oldest entry not yet projected), and the error that stopped it, if any."""
+    """Where each projector is: position, lag and the error that stopped it, if any.
+
+    Lag is given in entries and as the age of the oldest entry not yet projected."""
     projectors = _projectors()
     report = run_action(projectors.status)
     if as_json:
@@ -130,9 +131,10 @@ def project_rebuild(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(PROJECTORS)}.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Project the whole log again into shadow tables, then swap them in atomically: readers
-    see the old view until the new one is complete. Use after a projection changed, or to
-    check a view against the log."""
+    """Project the whole log again into shadow tables, then swap them in atomically.
+
+    Readers see the old view until the new one is complete. Use after a projection changed,
+    or to check a view against the log."""
     projectors = _projectors()
     run_action(lambda: projectors.projection(name))
     with Progress(
@@ -179,8 +181,10 @@ def audit_residency(
     limit: Annotated[int, typer.Option(min=1, help="Most rows to print (table only).")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
-    """Residency compliance per request, from the `compliance` view: the decision (outcome,
-    region, jurisdiction, policy versions), where the request was served, and the status."""
+    """Residency compliance per request: decided where, served where, compliant or not.
+
+    From the `compliance` view: the decision (outcome, region, jurisdiction, policy
+    versions), where the request was served, and the status."""
     projectors = _projectors()
     rows = run_action(
         lambda: queries.residency(
@@ -255,9 +259,10 @@ def chargeback(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Who pays what: exact costs and tokens per business unit, tenant, model, provider,
-    region …, from the `chargeback` view (priced with the price list in force for each
-    request)."""
+    """Who pays what: exact costs and tokens per business unit, model, provider, region ….
+
+    From the `chargeback` view, priced with the price list in force for each request;
+    `--format focus` writes FinOps FOCUS 1.2 CSV."""
     if output_format not in ("table", "csv", "focus"):
         fail(f"--format: choose table, csv or focus (got '{output_format}')", 2)
     run_action(lambda: queries.check_group(by))  # checked whatever the format
@@ -323,9 +328,11 @@ def tranches(
     tenants: Tenants = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Capacity tranches from the `capacity` view: racks contracted, delivered and retired,
-    delays, credits, consumption against commitment (GPU-hours in service x price per
-    GPU-hour / committed USD) and the throughput their racks delivered."""
+    """Capacity tranches: delivered, delayed, credited, consumed against commitment.
+
+    From the `capacity` view: racks contracted, delivered and retired, delays, credits,
+    consumption against commitment (GPU-hours in service x price per GPU-hour / committed
+    USD) and the throughput their racks delivered."""
     projectors = _projectors()
     moment = _time(as_of, "as-of") or utc_now()
     rows = run_action(lambda: queries.tranches(projectors.views, as_of=moment, tenants=tenants))
