@@ -208,12 +208,12 @@ class Projectors:
                 batch.advance(projection.name, end)
         return moved, failure, len(found)
 
-    def _project_batch(
-        self, projection: Projection, batch: ViewBatch, *, advance: bool
+    def _project_shadow_batch(
+        self, projection: Projection, batch: ViewBatch
     ) -> tuple[int, ProjectionError | None]:
-        """Project the entries after the batch's position (up to the batch size); returns how
-        many the position moved over and the error that stopped it, if one did. ``advance``
-        writes the projector's position too (a rebuild's shadow keeps its own)."""
+        """A rebuild's step: project the entries after the shadow's position (up to the batch
+        size) into the shadow tables, moving the shadow's own position (the projector's stays
+        until the swap); returns how far it moved and the error that stopped it, if one did."""
         found = batch.entries(self.batch_size)
         if not found:
             return 0, None
@@ -221,10 +221,7 @@ class Projectors:
         good = found if failure is None else [e for e in found if e.seq < failure.seq]
         if good:
             apply_facts(projection, facts, batch)
-            if advance:
-                batch.advance(projection.name, good[-1].seq)
-            else:
-                batch.position = good[-1].seq
+            batch.position = good[-1].seq
         return len(good), failure
 
     def _facts(
@@ -312,7 +309,7 @@ class Projectors:
             position, done = -1, 0
             while True:
                 with self.views.shadow_batch(shadows, position) as batch:
-                    moved, failure = self._project_batch(projection, batch, advance=False)
+                    moved, failure = self._project_shadow_batch(projection, batch)
                     position = batch.position
                 if failure is not None:
                     raise failure
@@ -325,7 +322,7 @@ class Projectors:
                 assert live is not None  # waiting for the lock always gets it
                 shadow = self.views.shadow_view(live, shadows, position)
                 while True:  # entries appended since: under the lock, nothing new can slip in
-                    moved, failure = self._project_batch(projection, shadow, advance=False)
+                    moved, failure = self._project_shadow_batch(projection, shadow)
                     if failure is not None:
                         raise failure
                     done += moved
