@@ -1,0 +1,257 @@
+"""Fit the roofline's efficiencies to published MLPerf Inference results, with leave-one-out.
+
+Guarantees:
+
+* Deterministic: a coordinate search (golden section on a log scale, fixed passes and
+  bounds) with no randomness and no third-party optimiser; the same rows give the same fit.
+* The only data read is the packaged ``data/mlperf-calibration.csv`` (a copy of
+  ``shared/reference/mlperf-calibration.csv``, every row citing its MLCommons result) or
+  rows handed in.
+* ``leave_one_out`` refits without each row in turn and reports that row's error, so the
+  table in ``docs/estimator.md`` is out-of-sample.
+
+Run ``python -m ledger.estimator.calibrate --markdown`` to print the fit and the LOO table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from importlib import resources
+
+from ledger.estimator.catalogue import (
+    ModelProfile,
+    Rack,
+    Workload,
+    load_models,
+    load_racks,
+    load_workloads,
+    pick,
+)
+from ledger.estimator.roofline import Case, Efficiencies, build_case, group_sizes, throughput
+
+# Search bounds of each efficiency (fractions of peak / of the TPOT limit).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "memory": (0.2, 1.0),
+    "compute_fp8": (0.05, 1.0),
+    "compute_fp4": (0.05, 1.0),
+    "moe": (0.02, 1.0),
+    "headroom": (0.05, 1.0),
+    "server_load": (0.2, 1.0),
+    "interactive_load": (0.2, 1.0),
+}
+_START = Efficiencies(0.7, 0.5, 0.4, 0.3, 0.5, 0.8, 0.6)
+_PASSES = 5
+_GOLDEN_STEPS = 24
+_MISS = 1e-9  # a row whose latency limit cannot be met predicts ~0 (a huge log error)
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    """One published MLPerf result: output tokens/s per GPU for a system/model/scenario."""
+
+    round: str
+    system: str
+    gpus: int
+    model: str
+    scenario: str
+    precision: str
+    per_gpu: float
+    result_id: str
+
+    @property
+    def label(self) -> str:
+        rid = f" {self.result_id}" if self.result_id else ""
+        return (
+            f"{self.round} {self.system} x{self.gpus} {self.model} "
+            f"{self.scenario} {self.precision}{rid}"
+        )
+
+
+@dataclass(frozen=True)
+class Fit:
+    efficiencies: Efficiencies
+    rows: int
+    rms_log_error: float
+
+
+@dataclass(frozen=True)
+class LooResult:
+    row: CalibrationRow
+    predicted_per_gpu: float
+    error: float  # predicted / published − 1
+
+
+def load_rows(text: str | None = None) -> list[CalibrationRow]:
+    """The packaged calibration rows (or those of ``text``, same CSV columns)."""
+    if text is None:
+        text = (
+            resources.files("ledger.estimator")
+            .joinpath("data", "mlperf-calibration.csv")
+            .read_text("utf-8")
+        )
+    return [
+        CalibrationRow(
+            round=r["round"],
+            system=r["system"],
+            gpus=int(r["gpus"]),
+            model=r["model"],
+            scenario=r["scenario"],
+            precision=r["precision"],
+            per_gpu=float(r["output_tokens_per_s_total"]) / int(r["gpus"]),
+            result_id=r["result_id"],
+        )
+        for r in csv.DictReader(io.StringIO(text))
+    ]
+
+
+def preset_for(model: str, workloads: dict[str, Workload]) -> Workload:
+    """The MLPerf preset whose model is ``model``."""
+    for w in workloads.values():
+        if w.model == model and w.id.startswith("mlperf-"):
+            return w
+    return pick(workloads, f"mlperf-{model}", "workload")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    row: CalibrationRow
+    cases: tuple[tuple[Case, int], ...]  # (case, instances) per candidate instance size
+
+
+def _prepare(
+    rows: Sequence[CalibrationRow],
+    racks: dict[str, Rack],
+    models: dict[str, ModelProfile],
+    workloads: dict[str, Workload],
+) -> list[_Prepared]:
+    out = []
+    for row in rows:
+        rack = pick(racks, row.system, "rack")
+        model = pick(models, row.model, "model")
+        work = preset_for(row.model, workloads)
+        cases = tuple(
+            (build_case(rack, model, row.precision, work, row.scenario, g), row.gpus // g)
+            for g in group_sizes(rack, model, row.precision, row.gpus)
+        )
+        out.append(_Prepared(row, cases))
+    return out
+
+
+def _predict(prep: _Prepared, eff: Efficiencies) -> float:
+    for case, instances in prep.cases:
+        t = throughput(case, eff)
+        if t is not None:
+            return t.tokens_per_s * instances / prep.row.gpus
+    return _MISS
+
+
+def _loss(preps: Sequence[_Prepared], eff: Efficiencies) -> float:
+    return sum(math.log(_predict(p, eff) / p.row.per_gpu) ** 2 for p in preps)
+
+
+def _golden(f: Callable[[float], float], lo: float, hi: float) -> float:
+    """Minimise f on [lo, hi] in log space (golden-section search)."""
+    a, b = math.log(lo), math.log(hi)
+    r = (math.sqrt(5) - 1) / 2
+    c, d = b - r * (b - a), a + r * (b - a)
+    fc, fd = f(math.exp(c)), f(math.exp(d))
+    for _ in range(_GOLDEN_STEPS):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - r * (b - a)
+            fc = f(math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + r * (b - a)
+            fd = f(math.exp(d))
+    return math.exp((a + b) / 2)
+
+
+def _search(preps: Sequence[_Prepared], start: Efficiencies, passes: int) -> Efficiencies:
+    eff = start
+    names = [f.name for f in fields(Efficiencies)]
+    for _ in range(passes):
+        for name in names:
+            lo, hi = BOUNDS[name]
+
+            def f(x: float, name: str = name, base: Efficiencies = eff) -> float:
+                return _loss(preps, replace(base, **{name: x}))
+
+            eff = replace(eff, **{name: _golden(f, lo, hi)})
+    return eff
+
+
+def _catalogues() -> tuple[dict[str, Rack], dict[str, ModelProfile], dict[str, Workload]]:
+    return load_racks(), load_models(), load_workloads()
+
+
+def calibrate(rows: Sequence[CalibrationRow] | None = None) -> Fit:
+    """Fit the efficiencies to ``rows`` (default: the packaged MLPerf rows)."""
+    rows = load_rows() if rows is None else rows
+    preps = _prepare(rows, *_catalogues())
+    eff = _search(preps, _START, _PASSES)
+    return Fit(eff, len(rows), math.sqrt(_loss(preps, eff) / len(preps)))
+
+
+def leave_one_out(rows: Sequence[CalibrationRow] | None = None) -> list[LooResult]:
+    """Each row predicted by a fit on all the other rows (warm-started from the full fit)."""
+    rows = load_rows() if rows is None else rows
+    preps = _prepare(rows, *_catalogues())
+    full = _search(preps, _START, _PASSES)
+    out = []
+    for i, prep in enumerate(preps):
+        eff = _search([p for j, p in enumerate(preps) if j != i], full, 2)
+        pred = _predict(prep, eff)
+        out.append(LooResult(prep.row, pred, pred / prep.row.per_gpu - 1))
+    return out
+
+
+def summary(results: Sequence[LooResult]) -> tuple[float, float]:
+    """(median, max) absolute LOO error as fractions."""
+    errs = [abs(r.error) for r in results]
+    return statistics.median(errs), max(errs)
+
+
+def markdown(fit: Fit, results: Sequence[LooResult]) -> str:
+    """The fit and the LOO table as Markdown (pasted into docs/estimator.md)."""
+    e = fit.efficiencies
+    med, worst = summary(results)
+    lines = [
+        f"Fit on {fit.rows} rows (RMS log error {fit.rms_log_error:.3f}):",
+        "",
+        "| parameter | value |",
+        "|---|---|",
+        *(f"| {f.name} | {getattr(e, f.name):.3f} |" for f in fields(Efficiencies)),
+        "",
+        f"Leave-one-out: median |error| {med:.1%}, max |error| {worst:.1%}.",
+        "",
+        "| row | published tok/s/GPU | LOO predicted | error |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r.row.label} | {r.row.per_gpu:,.1f} | {r.predicted_per_gpu:,.1f} | {r.error:+.1%} |"
+        for r in results
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    fit = calibrate()
+    results = leave_one_out()
+    if "--markdown" in argv:
+        sys.stdout.write(markdown(fit, results))
+    else:
+        med, worst = summary(results)
+        sys.stdout.write(f"{fit}\nLOO median {med:.1%} max {worst:.1%}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
