@@ -28,6 +28,7 @@ from ledger.store.sql import SqlLogStore
 
 from .access import keys_app, serve
 from .common import JsonFlag, err, fail, load_settings, open_ledger, out, print_json, run_action
+from .estimate import estimate
 from .governance import audit_app, decide, policy_app
 from .ingest import read_jsonl
 from .views import chargeback, project_app, tranches
@@ -431,6 +432,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(project_app, name="project")
 app.command("chargeback")(chargeback)
 app.command("tranches")(tranches)
+app.command("estimate")(estimate)
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
 app.command("worker")(worker)

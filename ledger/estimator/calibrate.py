@@ -44,8 +44,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "headroom": (0.05, 1.0),
     "server_load": (0.2, 1.0),
     "interactive_load": (0.2, 1.0),
+    "ttft_queue": (0.05, 20.0),
 }
-_START = Efficiencies(0.7, 0.5, 0.4, 0.3, 0.5, 0.8, 0.6)
+_START = Efficiencies(0.7, 0.5, 0.4, 0.3, 0.5, 0.8, 0.6, 2.0)
 _PASSES = 5
 _GOLDEN_STEPS = 24
 _MISS = 1e-9  # a row whose latency limit cannot be met predicts ~0 (a huge log error)

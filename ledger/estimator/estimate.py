@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from ledger.estimator.catalogue import ModelProfile, Rack, Workload
 from ledger.estimator.errors import EstimateError
@@ -69,6 +70,34 @@ class Estimate:
     cost_per_mtok_usd: Decimal | None
     energy_per_mtok_kwh: float | None
     assumptions: dict[str, object]
+
+    def warnings(self) -> list[str]:
+        """What a reader must know before relying on the figures."""
+        found = []
+        if self.provisional:
+            found.append(
+                f"rack '{self.rack}' is provisional (roadmap figures, not a shipped product): "
+                "use this estimate for scenario planning only"
+            )
+        if self.ttft_limit_met is False:
+            found.append(f"one request's prefill alone exceeds the {self.scenario} TTFT limit")
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        """The estimate as JSON data (Decimals as strings), with its ``warnings``."""
+        data: dict[str, Any] = _plain(asdict(self))
+        data["warnings"] = self.warnings()
+        return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 @lru_cache(maxsize=1)
@@ -124,7 +153,7 @@ def estimate(
             break
     else:
         raise EstimateError(
-            f"no instance of '{rack.id}' meets the {scenario} TPOT limit of workload "
+            f"no instance of '{rack.id}' meets the {scenario} TPOT/TTFT limits of workload "
             f"'{workload.id}' for model '{model.id}' at {precision}",
             field="scenario",
         )

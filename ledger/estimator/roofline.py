@@ -14,8 +14,11 @@ seconds) are documented one by one in ``docs/estimator.md``:
   interleaved with decode: its time per output token p = F_pre / (g · peak · η_comp) / OSL
 * time per output token of one sequence  TPOT(B) = t_step(B) + B · p; throughput B / TPOT(B)
 * offline runs at B_hbm; server and interactive at the largest B with
-  TPOT(B) ≤ headroom · TPOT_limit (headroom fitted: the limits are 99th percentiles), and
-  at most load · the offline throughput (fitted: Poisson arrivals need spare capacity).
+  TPOT(B) ≤ headroom · TPOT_limit (headroom fitted: the limits are 99th percentiles), at
+  most load · the offline throughput (fitted: Poisson arrivals need spare capacity), and at
+  most ρ_max · OSL / s with s = F_pre / (g · peak · η_comp) one request's prefill and
+  ρ_max = 1 − q · s / TTFT_limit the prefill utilisation at which queued prefills still meet
+  the p99 TTFT limit (q fitted; see ``ttft_share``)
 
 Guarantees: throughput never exceeds the HBM-bandwidth or the compute roofline at η = 1; a
 larger batch never lowers throughput; an unmet fit raises :class:`EstimateError`.
@@ -48,7 +51,9 @@ _FIXED_POINT_ROUNDS = 6
 @dataclass(frozen=True)
 class Efficiencies:
     """Fitted fractions of peak: memory bandwidth, dense compute per precision, a MoE
-    multiplier, and the share of a scenario's TPOT limit a mean decode step may use."""
+    multiplier, the share of a scenario's TPOT limit a mean decode step may use, the share of
+    offline capacity a latency scenario sustains, and the p99 queueing multiple of the TTFT
+    bound."""
 
     memory: float
     compute_fp8: float
@@ -57,6 +62,9 @@ class Efficiencies:
     headroom: float
     server_load: float
     interactive_load: float
+    # p99 time-in-queue multiple of the TTFT bound (see ``ttft_share``), fitted; the default 0
+    # switches the bound off, so Efficiencies built with the first seven fields keep working.
+    ttft_queue: float = 0.0
 
     def compute(self, precision: str) -> float:
         # No calibration row runs BF16; it shares the FP8 efficiency (documented assumption).
@@ -216,8 +224,23 @@ def weights_read(case: Case, batch: float) -> float:
     return case.shared_bytes + case.expert_bytes * case.experts * (1 - untouched)
 
 
+def ttft_share(prefill_s: float, ttft_limit_s: float, queue: float) -> float:
+    """The largest share ρ of an instance's time that prefills may take under Poisson arrivals
+    while the 99th-percentile TTFT stays within the limit.
+
+    Prefills queue for the instance's compute (a single-server queue, service time
+    s = ``prefill_s``, utilisation ρ = arrival rate · s). Heavy-traffic queueing puts the time a
+    request spends waiting plus being served at a multiple of s / (1 − ρ); with the fitted
+    multiple q = ``queue`` for the 99th percentile (it also absorbs the spread of prompt
+    lengths: the p99 request's prefill is longer than the mean one) the bound
+    q · s / (1 − ρ) ≤ TTFT gives ρ ≤ 1 − q · s / TTFT. 0 when no load meets it.
+    """
+    return max(0.0, 1 - queue * prefill_s / ttft_limit_s)
+
+
 def throughput(case: Case, eff: Efficiencies) -> Throughput | None:
-    """Output tokens/s of one instance, or ``None`` when no batch ≥ 1 meets the TPOT limit."""
+    """Output tokens/s of one instance, or ``None`` when no batch ≥ 1 meets the TPOT limit or
+    the prefills cannot meet the TTFT limit at any load."""
     moe = eff.moe if case.is_moe else 1.0
     bw = case.bandwidth * eff.memory * moe
     fl = case.peak_flops * eff.compute(case.precision) * moe
@@ -246,6 +269,11 @@ def throughput(case: Case, eff: Efficiencies) -> Throughput | None:
             return None
         tokens_per_s, memory_bound = rate(batch)
         tokens_per_s = min(tokens_per_s, eff.load(case.scenario) * offline)
+        if case.ttft_limit_s is not None and eff.ttft_queue > 0:
+            share = ttft_share(prefill_s, case.ttft_limit_s, eff.ttft_queue)
+            if share <= 0:
+                return None
+            tokens_per_s = min(tokens_per_s, share * case.output_tokens / prefill_s)
     return Throughput(
         tokens_per_s=tokens_per_s,
         batch=batch,

@@ -20,7 +20,7 @@ from ledger.estimator import (
     pick,
     shape,
 )
-from ledger.estimator.roofline import HBM_USABLE
+from ledger.estimator.roofline import HBM_USABLE, ttft_share
 
 RACKS = load_racks()
 MODELS = load_models()
@@ -148,6 +148,24 @@ def test_interactive_le_server_le_offline(
     if WORKLOADS[workload].interactive is not None:
         inter = est(rack, model, precision, workload, "interactive")
         assert inter.output_tokens_per_s <= srv.output_tokens_per_s
+
+
+def test_ttft_share_bounds_prefill_utilisation() -> None:
+    # q · s / (1 − ρ) ≤ TTFT  ⇒  ρ ≤ 1 − q · s / TTFT
+    assert ttft_share(0.5, 6.0, 3.0) == pytest.approx(0.75)
+    assert ttft_share(0.001, 2.0, 3.0) == pytest.approx(1.0, abs=0.01)
+    assert ttft_share(2.5, 6.0, 3.0) == 0.0  # no load meets the limit
+
+
+def test_long_prefills_lower_the_server_to_offline_ratio() -> None:
+    # llama-3.1-405b's ~9k-token prefills queue against the TTFT limit; llama-2-70b's do not.
+    def ratio(model: str, workload: str) -> float:
+        off = est("hgx-h200", model, "fp8", workload, "offline")
+        srv = est("hgx-h200", model, "fp8", workload, "server")
+        return srv.output_tokens_per_s / off.output_tokens_per_s
+
+    assert ratio("llama-3.1-405b", "mlperf-llama3.1-405b") < 0.8
+    assert ratio("llama-2-70b", "mlperf-llama2-70b") > 0.9
 
 
 def test_every_preset_runs_on_a_b200() -> None:
