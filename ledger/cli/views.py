@@ -47,7 +47,7 @@ def _projectors() -> Projectors:
     return projectors
 
 
-def _warn_if_behind(projectors: Projectors) -> None:
+def warn_if_behind(projectors: Projectors) -> None:
     behind = [s for s in run_action(projectors.status) if s.lag_entries or s.error]
     for status in behind:
         if status.error:
@@ -61,7 +61,7 @@ def _warn_if_behind(projectors: Projectors) -> None:
             )
 
 
-def _time(value: str | None, field: str) -> datetime | None:
+def option_time(value: str | None, field: str) -> datetime | None:
     if value is None:
         return None
     try:
@@ -190,15 +190,15 @@ def audit_residency(
         lambda: queries.residency(
             projectors.views,
             tenants=tenants,
-            since=_time(since, "from"),
-            until=_time(until, "to"),
+            since=option_time(since, "from"),
+            until=option_time(until, "to"),
             violations_only=violations_only,
         )
     )
     if as_json:
         print_json({"summary": queries.residency_summary(rows), "requests": rows})
         return
-    _warn_if_behind(projectors)
+    warn_if_behind(projectors)
     summary = queries.residency_summary(rows)
     out.print(
         "  ".join(f"{status}: {count:,}" for status, count in summary.items() if count)
@@ -273,7 +273,7 @@ def chargeback(
         if as_json:
             print_json(totals)
             return
-        _warn_if_behind(projectors)
+        warn_if_behind(projectors)
         _print_totals(totals, by, month)
         return
     rows = run_action(lambda: queries.chargeback_rows(views, month=month, tenants=tenants))
@@ -334,12 +334,12 @@ def tranches(
     consumption against commitment (GPU-hours in service x price per GPU-hour / committed
     USD) and the throughput their racks delivered."""
     projectors = _projectors()
-    moment = _time(as_of, "as-of") or utc_now()
+    moment = option_time(as_of, "as-of") or utc_now()
     rows = run_action(lambda: queries.tranches(projectors.views, as_of=moment, tenants=tenants))
     if as_json:
         print_json(rows)
         return
-    _warn_if_behind(projectors)
+    warn_if_behind(projectors)
     table = Table(title=f"Capacity tranches as of {moment.isoformat(timespec='seconds')}")
     for column in (
         "tranche",
