@@ -100,7 +100,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import aiohttp
@@ -114,14 +113,13 @@ from rich.table import Table
 from benchmarks.ingest import (
     DEFAULT_ADMIN_URL,
     Databases,
-    cpu_busy,
     emit,
     git_revision,
-    load_average,
     machine_info,
     new_progress,
     positive_int,
     row,
+    start_run,
 )
 from ledger.access import Role, create_key
 from ledger.app.governance import publish_policies
@@ -1054,26 +1052,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks that clean up
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     serial_lookups = min(args.lookups, SERIAL_LOOKUPS_MAX)
-    signal.signal(signal.SIGTERM, _terminate)
-    out = Console(stderr=args.json)  # with --json, stdout carries nothing but the JSON
-    if not out.is_terminal:
-        out.width = max(out.width, 160)  # a log file or pipe: keep the table on one line a row
-    err = Console(stderr=True)
-
-    load_at_start = load_average()
-    busy = cpu_busy()
-    if busy is not None and busy > 0.25:
-        err.print(
-            f"[yellow]warning: the CPUs were {busy:.0%} busy before the run; other work on "
-            "this machine will skew the figures[/yellow]"
-        )
+    out, err, load_at_start, busy = start_run(args.json, wide=True)
     databases = Databases(args.postgres_url, err)
     server: Server | None = None
     store: SqlLogStore | None = None

@@ -643,20 +643,31 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks that drop databases
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def start_run(as_json: bool, *, wide: bool = False) -> tuple[Console, Console, Any, float | None]:
+    """What every benchmark does first: SIGTERM unwinds like Ctrl-C (through the ``finally``
+    blocks that drop databases and stop processes); the consoles (with ``as_json`` stdout
+    carries nothing but the JSON; ``wide`` keeps a table's rows on one line in a log file);
+    and the machine's load and CPU use at the start, with a warning when the CPUs were busy.
+    Returns (out, err, load average, CPU share busy)."""
     signal.signal(signal.SIGTERM, _terminate)
-    out = Console(stderr=args.json)  # with --json, stdout carries nothing but the JSON
+    out = Console(stderr=as_json)
+    if wide and not out.is_terminal:
+        out.width = max(out.width, 160)
     err = Console(stderr=True)
-    use_postgres = "postgres" in args.backends
-
-    load_at_start = load_average()
+    load = load_average()
     busy = cpu_busy()
     if busy is not None and busy > 0.25:
         err.print(
             f"[yellow]warning: the CPUs were {busy:.0%} busy before the run; other work on "
             "this machine will skew the figures[/yellow]"
         )
+    return out, err, load, busy
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out, err, load_at_start, busy = start_run(args.json)
+    use_postgres = "postgres" in args.backends
     err.print(f"building {args.entries:,} entry dicts (seed {SEED}) …")
     dicts = build_entries(args.entries)
     results: list[BackendResult] = []

@@ -100,7 +100,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import psycopg
@@ -111,14 +110,13 @@ from sqlalchemy import Engine, text
 from benchmarks.ingest import (
     DEFAULT_ADMIN_URL,
     Databases,
-    cpu_busy,
     emit,
     git_revision,
-    load_average,
     machine_info,
     new_progress,
     positive_int,
     row,
+    start_run,
 )
 from ledger.app.governance import decision_entry, publish_policies
 from ledger.app.projection import PROJECTORS, Projectors, ProjectorStatus
@@ -1227,25 +1225,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks that clean up
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    out = Console(stderr=args.json)  # with --json, stdout carries nothing but the JSON
-    if not out.is_terminal:
-        out.width = max(out.width, 160)  # a log file or pipe: keep the table on one line a row
-    err = Console(stderr=True)
-
-    load_at_start = load_average()
-    busy = cpu_busy()
-    if busy is not None and busy > 0.25:
-        err.print(
-            f"[yellow]warning: the CPUs were {busy:.0%} busy before the run; other work on "
-            "this machine will skew the figures[/yellow]"
-        )
+    out, err, load_at_start, busy = start_run(args.json, wide=True)
     policies = load_policy_set()
     err.print(f"building {args.entries:,} entries (seed {SEED}) …")
     workload = build_workload(args.entries, policies)
