@@ -6,7 +6,11 @@ builds the cost inputs from the flags and prints the result. No database, no set
 
 Exit status: 0 with an estimate; 1 when the data cannot give one (unknown rack, model,
 precision or workload, a bad user file, a model that does not fit) with a sentence naming
-the culprit; 2 for a usage error (the workload given both ways or neither, a bad number).
+the culprit; 2 for a usage error (the workload given both ways or neither, a bad number, a
+``--plot`` path whose folder does not exist or whose suffix is not an image format).
+
+``--plot FILE`` also draws the estimate's throughput curve (``ledger/cli/plot.py``) and says
+``wrote FILE`` on stderr; ``--json`` then carries ``"plot": "FILE"``.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from ledger.estimator import (
     shape,
 )
 from ledger.estimator import estimate as estimate_throughput
+from ledger.estimator.curve import CurvePoint, throughput_curve
 
 from .common import JsonFlag, err, fail, out, print_json, run_action
+from .plot import PLOT_SUFFIXES, plot_curve
 
 SCENARIOS = ("offline", "server", "interactive")
 
@@ -152,6 +158,15 @@ def estimate(
     racks: Annotated[Path | None, _file("racks")] = None,
     models: Annotated[Path | None, _file("models")] = None,
     workloads: Annotated[Path | None, _file("workloads")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also draw tokens/s per GPU against batch size and TPOT to this image "
+            f"({', '.join(PLOT_SUFFIXES)}).",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Estimate output tokens/s, cost and energy per million tokens of a model on a rack (the
@@ -172,6 +187,8 @@ def estimate(
             "--input-tokens/--output-tokens give an offline request shape",
             2,
         )
+    if plot is not None:
+        _check_plot_path(plot)
     costs = _costs(
         price=price_per_gpu_hour, capex=capex_usd, years=amortisation_years,
         power=power_kw, pue=pue, kwh=usd_per_kwh,
@@ -185,23 +202,46 @@ def estimate(
             assert input_tokens is not None  # checked above
             assert output_tokens is not None
             work = shape(input_tokens, output_tokens)
-        return estimate_throughput(
+        chosen = (
             pick(rack_catalogue, rack, "rack"),
             pick(model_catalogue, model, "model"),
             precision,
             work,
             scenario,
             gpus,
-            costs,
         )
+        found = estimate_throughput(*chosen, costs)
+        if plot is not None:
+            _write_plot(plot, throughput_curve(*chosen), found)
+        return found
 
     result: Estimate = run_action(action)
     for warning in result.warnings():
         err.print(f"[bold yellow]warning:[/] {escape(warning)}")
     if as_json:
-        print_json(result.to_json())
+        data = result.to_json()
+        if plot is not None:
+            data["plot"] = str(plot)
+        print_json(data)
         return
     _print(result)
+
+
+def _check_plot_path(path: Path) -> None:
+    """Usage errors of ``--plot`` before any work: a missing folder or a non-image suffix."""
+    folder = path.parent
+    if not folder.is_dir():
+        fail(f"--plot: folder '{folder}' does not exist (got '{path}')", 2)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        fail(f"--plot: give a {', '.join(PLOT_SUFFIXES)} file (got '{path}')", 2)
+
+
+def _write_plot(path: Path, points: list[CurvePoint], result: Estimate) -> None:
+    try:
+        plot_curve(points, result, path)
+    except OSError as exc:
+        fail(f"--plot: cannot write '{path}': {exc.strerror or exc}")
+    err.print(f"wrote {escape(str(path))}")
 
 
 # Typer's rich help keeps a docstring's line breaks; one string per paragraph reads better.
@@ -226,6 +266,9 @@ HELP = "\n\n".join(
         "amortised over --amortisation-years (default 4) plus power: --power-kw of the rack "
         "(default its published maximum) × --pue (default 1.3) × --usd-per-kwh (default "
         "0.08). Energy needs the rack's published power or --power-kw.",
+        "[bold]Plot:[/] --plot curve.png also draws output tokens/s per GPU against the batch "
+        "size and against TPOT (ms per output token), with the chosen operating point and the "
+        "scenario's TPOT limit.",
         "[bold]Data:[/] racks, models and MLPerf workloads in ledger/estimator/data/; sources, "
         "formulas and known accuracy in docs/estimator.md. A provisional rack (vr-nvl144: "
         "roadmap figures) prints a warning.",
