@@ -25,7 +25,7 @@ from .fast_ingest import FastIngest
 from .group_commit import GroupCommitter
 from .limits import BodyLimit, RequireCredentials
 from .metrics import Metrics
-from .routers import audit, decisions, estimates, events, health, otlp, proofs, views
+from .routers import audit, decisions, estimates, events, health, otlp, proofs, reconcile, views
 from .services import Services
 
 DESCRIPTION = """\
@@ -94,7 +94,7 @@ def create_app(
     )
     app.state.services = found
     errors.install(app)
-    for module in (events, decisions, otlp, proofs, audit, views, estimates, health):
+    for module in (events, decisions, otlp, proofs, audit, views, estimates, reconcile, health):
         app.include_router(module.router)
     if fast_ingest:
         app.add_middleware(FastIngest, services=found)  # innermost: after the two below
