@@ -111,13 +111,14 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.ingest import (
-    DEFAULT_ADMIN_URL,
     Databases,
+    add_report_arguments,
     emit,
     git_revision,
     machine_info,
     new_progress,
     positive_int,
+    print_targets,
     row,
     start_run,
 )
@@ -982,14 +983,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         highlight=False,
         soft_wrap=True,
     )
-    for target in report["targets"]:
-        verdict = "[green]met[/green]" if target["met"] else "[red]NOT met[/red]"
-        console.print(
-            f"Target: {target['description']}: {target['value']:.2f} → {verdict}"
-            + (f" ({target['note']})" if target.get("note") else ""),
-            highlight=False,
-            soft_wrap=True,
-        )
+    print_targets(console, report["targets"])
     machine = report["machine"]
     server = machine["postgresql"] or {}
     busy = machine["cpu_busy_before_start"]
@@ -1042,13 +1036,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=positive_int, default=1, help="server worker processes (default 1)"
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--out", type=Path, help="also save the JSON results to this file")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("PACTLEDGER_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
-        help="maintenance-database URL used to create/drop the benchmark databases",
-    )
+    add_report_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -61,7 +61,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -602,6 +602,29 @@ def backend_list(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark shares: ``--json``, ``--out FILE``, ``--postgres-url``."""
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--out", type=Path, help="also save the JSON results to this file")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("PACTLEDGER_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
+        help="maintenance-database URL used to create/drop the benchmark databases",
+    )
+
+
+def print_targets(console: Console, targets: Sequence[Mapping[str, Any]]) -> None:
+    """One line per target of a report: its value, met or NOT met, and any note."""
+    for target in targets:
+        verdict = "[green]met[/green]" if target["met"] else "[red]NOT met[/red]"
+        console.print(
+            f"Target: {target['description']}: {target['value']:.2f} → {verdict}"
+            + (f" ({target['note']})" if target.get("note") else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.ingest",
@@ -622,13 +645,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="PostgreSQL rounds (pactledger then floor, alternating); the table shows the round "
         "with the median ratio and the target is judged on the median (default 3)",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--out", type=Path, help="also save the JSON results to this file")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("PACTLEDGER_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
-        help="maintenance-database URL used to create/drop the benchmark databases",
-    )
+    add_report_arguments(parser)
     parser.add_argument(
         "--profile",
         type=Path,

@@ -108,13 +108,14 @@ from rich.table import Table
 from sqlalchemy import Engine, text
 
 from benchmarks.ingest import (
-    DEFAULT_ADMIN_URL,
     Databases,
+    add_report_arguments,
     emit,
     git_revision,
     machine_info,
     new_progress,
     positive_int,
+    print_targets,
     row,
     start_run,
 )
@@ -1077,13 +1078,7 @@ def render(report: dict[str, Any], console: Console) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
-    for target in report["targets"]:
-        verdict = "[green]met[/green]" if target["met"] else "[red]NOT met[/red]"
-        console.print(
-            f"Target: {target['description']}: {target['value']:.2f} → {verdict}",
-            highlight=False,
-            soft_wrap=True,
-        )
+    print_targets(console, report["targets"])
     machine = report["machine"]
     server = machine["postgresql"] or {}
     busy = machine["cpu_busy_before_start"]
@@ -1201,13 +1196,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"broker of the worker in {BURST_ROW} (default {DEFAULT_BROKER_URL}); "
         f"'{NO_BROKER}' skips that row",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--out", type=Path, help="also save the JSON results to this file")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("PACTLEDGER_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
-        help="maintenance-database URL used to create/drop the benchmark databases",
-    )
+    add_report_arguments(parser)
     parser.add_argument(
         "--profile",
         type=Path,
