@@ -10,6 +10,7 @@ when known. Codes are stable; messages are for people. Secrets never appear in m
 error                                  status  code
 =====================================  ======  =========================
 ValidationError, PolicyError           422     validation_error / policy_error
+EstimateError (estimator data)         422     estimate_error
 unknown route parameter values         422     validation_error
 missing or bad API key                 401     unauthenticated
 role may not                           403     forbidden
@@ -43,6 +44,7 @@ from ledger.errors import (
     StoreUnavailableError,
     ValidationError,
 )
+from ledger.estimator.errors import EstimateError
 
 RETRY_AFTER_SECONDS = 2
 NO_KEY = "send an API key as 'Authorization: Bearer <key>'"
@@ -81,6 +83,7 @@ def error_body(
 _STATUS: tuple[tuple[type[LedgerError], int, str], ...] = (
     (ValidationError, 422, "validation_error"),
     (PolicyError, 422, "policy_error"),
+    (EstimateError, 422, "estimate_error"),
     (NotFoundError, 404, "not_found"),
     (ConcurrencyError, 409, "concurrency_conflict"),
     (IdempotencyConflictError, 409, "idempotency_conflict"),

@@ -28,7 +28,9 @@ Verdict (from benchmarks only): ``no_contract`` (no ``TrancheContracted`` seen),
 A ``below_sla`` tranche gets a proposed ``TrancheCreditAssessed``: ``shortfall`` = 1 −
 best ÷ min; ``credit_usd`` = the period's charge (GPU-hours in service × price per GPU-hour)
 × the SLA's ``credit_rate`` — a flat fraction, as ``SlaTerms`` defines it, not scaled by the
-shortfall; ``evidence`` = the seq ranges of the credible benchmark entries;
+shortfall; ``evidence`` = the seq ranges of the credible benchmark entries and of the
+``TrancheContracted`` entry whose SLA terms set the minimum and the credit rate (usage entries
+are not evidence: they measure utilisation, never delivery);
 ``checkpoint_size`` = the tree size of the newest signed checkpoint. The period of a proposal
 starts at ``start`` or, without one, at the tranche's first delivery (else its contract).
 :func:`credit_entry` turns a proposal into an entry with the idempotency key
@@ -159,10 +161,10 @@ def reconcile(
     at_start = (
         {t["tranche_id"]: t for t in tranches(views, as_of=start)} if start is not None else {}
     )
-    contracts: dict[str, TrancheContracted] = {}
-    for _, event in _events(store, catalogue, "TrancheContracted"):
+    contracts: dict[str, tuple[int, TrancheContracted]] = {}
+    for entry, event in _events(store, catalogue, "TrancheContracted"):
         assert isinstance(event, TrancheContracted)
-        contracts[event.tranche_id] = event  # the latest by seq wins, as in the view
+        contracts[event.tranche_id] = entry.seq, event  # the latest by seq wins, as in the view
     benchmarks: dict[str, list[tuple[SealedEntry, BenchmarkRecorded]]] = {}
     for entry, event in _events(store, catalogue, "BenchmarkRecorded"):
         assert isinstance(event, BenchmarkRecorded)
@@ -221,14 +223,16 @@ class _Tranche:
         *,
         row: Mapping[str, Any],
         before: Mapping[str, Any] | None,
-        contract: TrancheContracted | None,
+        contract: tuple[int, TrancheContracted] | None,
         benchmarks: list[tuple[SealedEntry, BenchmarkRecorded]],
         output_tokens: int,
         usage_hours: int,
         catalogues: Catalogues,
         band: Decimal,
     ) -> None:
-        self.row, self.before, self.contract = row, before, contract
+        self.row, self.before = row, before
+        self.contract_seq: int | None = None if contract is None else contract[0]
+        self.contract: TrancheContracted | None = None if contract is None else contract[1]
         self.benchmarks, self.catalogues, self.band = benchmarks, catalogues, band
         self.output_tokens, self.usage_hours = output_tokens, usage_hours
 
@@ -244,6 +248,7 @@ class _Tranche:
             "rack_family": self.row["rack_family"],
             "period_start": None if start is None else format_time(start),
             "period_end": format_time(end),
+            "contract_seq": self.contract_seq,
             "usage": usage,
             "benchmarks": rows,
             "verdict": verdict,
@@ -371,8 +376,9 @@ class _Tranche:
         start: datetime | None,
         end: datetime,
     ) -> tuple[str, dict[str, Any] | None]:
-        if self.contract is None:
+        if self.contract is None or self.contract_seq is None:  # both set, or neither
             return "no_contract", None
+        contract_seq = self.contract_seq
         if not rows:
             return "no_benchmark", None
         credible = [r for r in rows if r["status"] != "over_reporting"]
@@ -392,7 +398,7 @@ class _Tranche:
             "observed_tokens_per_s_per_gpu": decimal_text(best),
             "shortfall": decimal_text(shortfall),
             "credit_usd": decimal_text(credit),
-            "evidence": _ranges(sorted(r["seq"] for r in credible)),
+            "evidence": _ranges(sorted([contract_seq, *(r["seq"] for r in credible)])),
             "checkpoint_size": None,
         }
 

@@ -8,7 +8,14 @@ Guarantees:
   ``shared/reference/mlperf-calibration.csv``, every row citing its MLCommons result) or
   rows handed in.
 * ``leave_one_out`` refits without each row in turn and reports that row's error, so the
-  table in ``docs/estimator.md`` is out-of-sample.
+  table in ``docs/estimator.md`` is out-of-sample: the left-out row takes part neither in the
+  efficiencies nor in its software factor.
+* Software factors: MLPerf rounds are software releases, and the same rack serving the same
+  model gains from round to round (deepseek-r1 on ``hgx-b200``: ×1.75 from v5.1 to v6.0).
+  Each (model, round) gets a throughput multiplier, shrunk towards 1 by a prior worth
+  ``SOFTWARE_PRIOR_ROWS`` rows at factor 1 (ridge on the log): with ``r_i`` the log errors of
+  the group's rows, ``log s = −Σ r_i / (n + prior)``. It is closed-form, so the efficiencies
+  are searched on the loss with the factors profiled out.
 
 Run ``python -m ledger.estimator.calibrate --markdown`` to print the fit and the LOO table.
 """
@@ -50,6 +57,8 @@ _START = Efficiencies(0.7, 0.5, 0.4, 0.3, 0.5, 0.8, 0.6, 2.0)
 _PASSES = 5
 _GOLDEN_STEPS = 24
 _MISS = 1e-9  # a row whose latency limit cannot be met predicts ~0 (a huge log error)
+# Weight of the prior that a (model, round) runs the generic software level (factor 1), in rows.
+SOFTWARE_PRIOR_ROWS = 1.0
 
 
 @dataclass(frozen=True)
@@ -75,10 +84,31 @@ class CalibrationRow:
 
 
 @dataclass(frozen=True)
+class SoftwareFactor:
+    """The fitted throughput multiplier of one model's software in one MLPerf round."""
+
+    model: str
+    round: str
+    factor: float
+    rows: int
+
+
+@dataclass(frozen=True)
 class Fit:
     efficiencies: Efficiencies
     rows: int
     rms_log_error: float
+    software: tuple[SoftwareFactor, ...] = ()
+
+    def software_for(self, model: str) -> SoftwareFactor | None:
+        """The factor of ``model``'s newest calibrated round (what a buyer runs today)."""
+        own = [f for f in self.software if f.model == model]
+        return max(own, key=lambda f: _round_order(f.round)) if own else None
+
+
+def _round_order(name: str) -> tuple[int, ...]:
+    """``"v5.1"`` → ``(5, 1)``: MLPerf rounds in release order."""
+    return tuple(int(part) for part in name.lstrip("v").split(".") if part.isdigit())
 
 
 @dataclass(frozen=True)
@@ -152,8 +182,43 @@ def _predict(prep: _Prepared, eff: Efficiencies) -> float:
     return _MISS
 
 
+def _group(row: CalibrationRow) -> tuple[str, str]:
+    return row.model, row.round
+
+
+def _log_errors(
+    preps: Sequence[_Prepared], eff: Efficiencies
+) -> dict[tuple[str, str], list[float]]:
+    """log(predicted / published) of every row, by (model, round), before software factors."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for p in preps:
+        groups.setdefault(_group(p.row), []).append(math.log(_predict(p, eff) / p.row.per_gpu))
+    return groups
+
+
+def _log_factor(errors: Sequence[float]) -> float:
+    """The ridge estimate of a group's log software factor (0 with no rows)."""
+    return -sum(errors) / (len(errors) + SOFTWARE_PRIOR_ROWS)
+
+
 def _loss(preps: Sequence[_Prepared], eff: Efficiencies) -> float:
-    return sum(math.log(_predict(p, eff) / p.row.per_gpu) ** 2 for p in preps)
+    """Σ (r_i + log s_g)² + prior · Σ (log s_g)², with each s_g at its optimum.
+
+    Per group that minimum is Σ r² − (Σ r)² / (n + prior).
+    """
+    return sum(
+        sum(r * r for r in errors) - sum(errors) ** 2 / (len(errors) + SOFTWARE_PRIOR_ROWS)
+        for errors in _log_errors(preps, eff).values()
+    )
+
+
+def _software(preps: Sequence[_Prepared], eff: Efficiencies) -> tuple[SoftwareFactor, ...]:
+    return tuple(
+        SoftwareFactor(model, round_, math.exp(_log_factor(errors)), len(errors))
+        for (model, round_), errors in sorted(
+            _log_errors(preps, eff).items(), key=lambda kv: (kv[0][0], _round_order(kv[0][1]))
+        )
+    )
 
 
 def _golden(f: Callable[[float], float], lo: float, hi: float) -> float:
@@ -197,7 +262,7 @@ def calibrate(rows: Sequence[CalibrationRow] | None = None) -> Fit:
     rows = load_rows() if rows is None else rows
     preps = _prepare(rows, *_catalogues())
     eff = _search(preps, _START, _PASSES)
-    return Fit(eff, len(rows), math.sqrt(_loss(preps, eff) / len(preps)))
+    return Fit(eff, len(rows), math.sqrt(_loss(preps, eff) / len(preps)), _software(preps, eff))
 
 
 def leave_one_out(rows: Sequence[CalibrationRow] | None = None) -> list[LooResult]:
@@ -207,8 +272,10 @@ def leave_one_out(rows: Sequence[CalibrationRow] | None = None) -> list[LooResul
     full = _search(preps, _START, _PASSES)
     out = []
     for i, prep in enumerate(preps):
-        eff = _search([p for j, p in enumerate(preps) if j != i], full, 2)
-        pred = _predict(prep, eff)
+        others = [p for j, p in enumerate(preps) if j != i]
+        eff = _search(others, full, 2)
+        peers = _log_errors(others, eff).get(_group(prep.row), [])
+        pred = _predict(prep, eff) * math.exp(_log_factor(peers))
         out.append(LooResult(prep.row, pred, pred / prep.row.per_gpu - 1))
     return out
 
@@ -229,6 +296,10 @@ def markdown(fit: Fit, results: Sequence[LooResult]) -> str:
         "| parameter | value |",
         "|---|---|",
         *(f"| {f.name} | {getattr(e, f.name):.3f} |" for f in fields(Efficiencies)),
+        "",
+        "| software factor | MLPerf round | rows | factor |",
+        "|---|---|---:|---:|",
+        *(f"| {f.model} | {f.round} | {f.rows} | {f.factor:.3f} |" for f in fit.software),
         "",
         f"Leave-one-out: median |error| {med:.1%}, max |error| {worst:.1%}.",
         "",

@@ -11,9 +11,10 @@ computed by the same roofline functions (``build_case``, ``throughput`` in
 * ``tpot_limit_ms`` is the scenario's p99 TPOT limit (``None`` offline) and
   ``tpot_target_ms`` the share of it a mean step may use (the fitted headroom).
 
-Invariants (the roofline's): tokens/s per GPU never falls and TPOT never falls as the batch
-grows. The chosen point's throughput is the uncapped roofline R(B); the estimate may report
-less in a latency scenario (the load and TTFT bounds of step 8).
+Throughputs include the estimate's software factor (a constant multiplier, so the curve's
+shape is the roofline's). Invariants (the roofline's): tokens/s per GPU never falls and TPOT
+never falls as the batch grows. The chosen point's throughput is the uncapped roofline R(B);
+the estimate may report less in a latency scenario (the load and TTFT bounds of step 8).
 """
 
 from __future__ import annotations
@@ -64,13 +65,14 @@ def throughput_curve(
         scenario,
         gpus,
         gpus_per_instance=gpus_per_instance,
-        efficiencies=eff,
+        efficiencies=efficiencies,
     )
     case = build_case(rack, model, precision, workload, scenario, chosen.gpus_per_instance)
     operating = throughput(case, eff)
     assert operating is not None  # estimate() succeeded with this instance size
-    # Per GPU as the estimate counts it: whole instances over all the GPUs given.
-    per_gpu = chosen.instances / chosen.gpus
+    # Per GPU as the estimate counts it: whole instances over all the GPUs given, times the
+    # model's software factor.
+    per_gpu = chosen.instances / chosen.gpus * chosen.software_factor
     limit = case.tpot_limit_s
     limit_ms = None if limit is None else limit * 1000
     target_ms = None if limit is None else limit * eff.headroom * 1000

@@ -4,6 +4,9 @@ Guarantees:
 
 * Pure: catalogue records and numbers in, an :class:`Estimate` out; the efficiencies come
   from the calibration fit (computed once per process from packaged data) or are passed in.
+* Software: with the fitted efficiencies, the throughput is multiplied by the model's
+  software factor of its newest calibrated MLPerf round (1 for a model without MLPerf rows,
+  and whenever efficiencies are passed in); batch, TPOT and bound are the roofline's.
 * Every number the result depends on that is not a sourced datum (efficiencies, HBM share,
   KV precision, assumed workload lengths, provisional rack) is listed in ``assumptions``.
 * Money is ``Decimal`` (rounded to 1e-4 USD); physics is float.
@@ -19,6 +22,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from ledger.estimator.calibrate import Fit, calibrate
 from ledger.estimator.catalogue import ModelProfile, Rack, Workload
 from ledger.estimator.errors import EstimateError
 from ledger.estimator.roofline import (
@@ -70,6 +74,7 @@ class Estimate:
     cost_per_mtok_usd: Decimal | None
     energy_per_mtok_kwh: float | None
     assumptions: dict[str, object]
+    software_factor: float = 1.0
 
     def warnings(self) -> list[str]:
         """What a reader must know before relying on the figures."""
@@ -101,11 +106,25 @@ def _plain(value: Any) -> Any:
 
 
 @lru_cache(maxsize=1)
-def default_efficiencies() -> Efficiencies:
-    """The efficiencies fitted on the packaged MLPerf rows (computed once per process)."""
-    from ledger.estimator.calibrate import calibrate
+def default_fit() -> Fit:
+    """The fit on the packaged MLPerf rows (computed once per process)."""
+    return calibrate()
 
-    return calibrate().efficiencies
+
+def default_efficiencies() -> Efficiencies:
+    """The efficiencies fitted on the packaged MLPerf rows."""
+    return default_fit().efficiencies
+
+
+def software_factor(model: ModelProfile) -> tuple[float, str]:
+    """The fitted software factor for ``model`` and where it comes from."""
+    found = default_fit().software_for(model.id)
+    if found is None:
+        return 1.0, f"1 (no MLPerf rows for '{model.id}': the generic software level)"
+    return found.factor, (
+        f"fitted on the {found.rows} MLPerf {found.round} rows of '{model.id}' "
+        "(the newest round: current software)"
+    )
 
 
 def estimate(
@@ -125,7 +144,11 @@ def estimate(
     if gpus <= 0:
         raise ValueError("gpus must be positive")
     peak_tflops(rack, precision)  # unknown / unpublished precision → EstimateError first
-    eff = efficiencies or default_efficiencies()
+    if efficiencies is None:
+        eff = default_efficiencies()
+        software, software_source = software_factor(model)
+    else:
+        eff, software, software_source = efficiencies, 1.0, "1 (efficiencies passed in)"
     sizes = group_sizes(rack, model, precision, gpus)
     if gpus_per_instance is not None:
         if gpus_per_instance not in sizes and gpus_per_instance <= min(rack.nvlink_domain, gpus):
@@ -158,11 +181,12 @@ def estimate(
             field="scenario",
         )
     instances = gpus // g
-    total = result.tokens_per_s * instances
+    total = result.tokens_per_s * instances * software
     per_gpu = total / gpus
     ttft_ok = None if case.ttft_limit_s is None else result.prefill_s <= case.ttft_limit_s
     assumptions: dict[str, object] = {
         "efficiencies": asdict(eff),
+        "software_factor": {"value": software, "source": software_source},
         "hbm_usable_share": HBM_USABLE,
         "bytes_per_weight": BYTES_PER_WEIGHT[precision],
         "kv_bytes_per_value": KV_BYTES_PER_VALUE[precision],
@@ -197,6 +221,7 @@ def estimate(
         cost_per_mtok_usd=cost,
         energy_per_mtok_kwh=energy,
         assumptions=assumptions,
+        software_factor=software,
     )
 
 

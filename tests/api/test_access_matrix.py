@@ -63,6 +63,13 @@ def decision_request() -> dict[str, Any]:
     }
 
 
+ESTIMATE = {
+    "rack": "hgx-h200",
+    "model": "llama-2-70b",
+    "precision": "fp8",
+    "workload": "mlperf-llama2-70b",
+}
+
 ROUTES: dict[str, Route] = {
     "POST-events-acme": Route("POST", "/v1/events", lambda: routed(201), writes=1),
     "POST-events-globex": Route(
@@ -90,6 +97,9 @@ ROUTES: dict[str, Route] = {
     "GET-views-residency": Route("GET", "/v1/views/residency"),
     "GET-views-chargeback": Route("GET", "/v1/views/chargeback"),
     "GET-views-tranches": Route("GET", "/v1/views/tranches"),
+    "POST-estimates": Route("POST", "/v1/estimates", lambda: dict(ESTIMATE)),
+    "GET-estimates-catalogue": Route("GET", "/v1/estimates/catalogue"),
+    "GET-reconcile": Route("GET", "/v1/reconcile"),
 }
 
 # Keys of the fixture, then credentials that must all be refused with 401.
@@ -102,34 +112,35 @@ COLUMNS = (
     "GET-provenance-globex", "GET-checkpoints-latest", "GET-proofs-inclusion",
     "GET-proofs-consistency", "GET-entries",
     "GET-views-status", "GET-views-residency", "GET-views-chargeback", "GET-views-tranches",
+    "POST-estimates", "GET-estimates-catalogue", "GET-reconcile",
 )
 EXPECTED_ROWS: dict[str, tuple[int, ...]] = {
     #                ev-acme ev-glbx batch  mixed  decide prov-a prov-g ckpt   incl   cons  entries
-    #                 v-stat v-res  v-chrg v-tran  (/v1/views/…, second line of each row)
+    #                 v-stat v-res  v-chrg v-tran  estim  catal  recon  (second line)
     "admin":         (201,   201,    201,   201,   200,   200,   200,   200,   200,   200,  200,
-                      200,   200,   200,   200),
+                      200,   200,   200,   200,   200,   200,   200),
     "ingest-acme":   (201,   403,    201,   403,   200,   403,   403,   403,   403,   403,  403,
-                      403,   403,   403,   403),
+                      403,   403,   403,   403,   403,   403,   403),
     "ingest-globex": (403,   201,    403,   403,   403,   403,   403,   403,   403,   403,  403,
-                      403,   403,   403,   403),
+                      403,   403,   403,   403,   403,   403,   403),
     "viewer-acme":   (403,   403,    403,   403,   403,   200,   404,   200,   200,   200,  403,
-                      200,   200,   200,   200),
+                      200,   200,   200,   200,   200,   200,   200),
     "viewer-globex": (403,   403,    403,   403,   403,   404,   200,   200,   200,   200,  403,
-                      200,   200,   200,   200),
+                      200,   200,   200,   200,   200,   200,   200),
     "auditor-all":   (403,   403,    403,   403,   403,   200,   200,   200,   200,   200,  200,
-                      200,   200,   200,   200),
+                      200,   200,   200,   200,   200,   200,   200),
     "auditor-acme":  (403,   403,    403,   403,   403,   200,   404,   200,   200,   200,  403,
-                      200,   200,   200,   200),
+                      200,   200,   200,   200,   200,   200,   200),
     "no-key":        (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401,
-                      401,   401,   401,   401),
+                      401,   401,   401,   401,   401,   401,   401),
     "malformed":     (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401,
-                      401,   401,   401,   401),
+                      401,   401,   401,   401,   401,   401,   401),
     "unknown-key":   (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401,
-                      401,   401,   401,   401),
+                      401,   401,   401,   401,   401,   401,   401),
     "wrong-secret":  (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401,
-                      401,   401,   401,   401),
+                      401,   401,   401,   401,   401,   401,   401),
     "revoked":       (401,   401,    401,   401,   401,   401,   401,   401,   401,   401,  401,
-                      401,   401,   401,   401),
+                      401,   401,   401,   401,   401,   401,   401),
 }
 # fmt: on
 EXPECTED: dict[tuple[str, str], int] = {

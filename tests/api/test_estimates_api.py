@@ -9,14 +9,17 @@ with the provisional flag; and that nothing is written.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from api.errors import ledger_error_response
 from ledger.estimator import (
     CostInputs,
     Estimate,
+    EstimateError,
     estimate,
     load_models,
     load_racks,
@@ -169,3 +172,14 @@ async def test_strangers_get_401_and_ingest_keys_403(api: Api, method: str, path
     assert stranger.headers["WWW-Authenticate"] == "Bearer"
     assert ingest.status_code == 403, ingest.text
     assert ingest.json()["error"]["code"] == "forbidden"
+
+
+def test_an_estimate_error_escaping_a_route_is_a_422_naming_the_field() -> None:
+    response = ledger_error_response(
+        EstimateError("no such precision", entry="hgx-h100", field="precision")
+    )
+    assert response.status_code == 422
+    body = json.loads(bytes(response.body))
+    assert body["error"]["code"] == "estimate_error"
+    assert body["error"]["field"] == "precision"
+    assert body["error"]["message"] == "no such precision"

@@ -65,8 +65,11 @@ def test_chosen_point_is_the_estimate(scenario: str) -> None:
     want = estimate(rack, model, "fp4", load_workloads()["mlperf-llama2-70b"], scenario)
     point = chosen(curve("llama-2-70b", "mlperf-llama2-70b", scenario))
     assert int(point.batch) == want.batch_size
-    assert point.tokens_per_s_per_gpu == pytest.approx(want.output_tokens_per_s_per_gpu, rel=0.01)
     assert point.bound == want.bound
+    if scenario == "offline":
+        assert point.tokens_per_s_per_gpu == pytest.approx(want.output_tokens_per_s_per_gpu)
+    else:  # the curve is the roofline R(B); the estimate may stop below it (the load bound)
+        assert point.tokens_per_s_per_gpu >= want.output_tokens_per_s_per_gpu * (1 - 1e-9)
 
 
 def test_latency_scenario_carries_its_limit() -> None:

@@ -6,7 +6,8 @@ mlperf-llama2-70b, credit rate 0.10), delivered at the start of a two-hour perio
 * ``t-on``: a benchmark at the estimate and busy racks → meets its SLA, usage in band;
 * ``t-under``: a benchmark at 6,000 tokens/s/GPU → below its SLA; the proposed credit is the
   period's charge (144 GPU-h × $3.00) × 0.10 = 43.20 USD with shortfall 1/3 and the
-  benchmark's seq as evidence; ``--record`` appends it once, a rerun appends nothing;
+  contract's and the benchmark's seqs as evidence; ``--record`` appends it once, a rerun
+  appends nothing;
 * ``t-over``: a benchmark at three times the estimate → over-reporting, no credit;
 * ``t-idle``: a good benchmark and almost no usage → low utilisation, never under-delivery.
 """
@@ -161,9 +162,13 @@ def test_under_delivering_tranche_gets_a_credit_from_its_sla_terms(tranches: Env
         "observed_tokens_per_s_per_gpu": "6000",
         "shortfall": "0.3333",
         "credit_usd": "43.2",
-        "evidence": [{"first": seq, "last": seq}],
+        "evidence": [
+            {"first": under["contract_seq"], "last": under["contract_seq"]},  # the SLA terms
+            {"first": seq, "last": seq},  # the benchmark that measured the shortfall
+        ],
         "checkpoint_size": test_cli.head_size(),
     }
+    assert under["contract_seq"] < seq
     assert under["recorded_seq"] is None
     # Proposing appends nothing.
     by_id = {t["tranche_id"]: t for t in run_json("tranches", "--as-of", END)}
