@@ -137,7 +137,7 @@ def test_the_table_shows_the_figures_and_the_assumptions() -> None:
         CostInputs(usd_per_gpu_hour=Decimal(2)),
     )  # fmt: skip
     text = result.stdout
-    for name in (*REQUIRED - {"assumptions"}, "Assumptions", "efficiencies", "workload_lengths"):
+    for name in (*REQUIRED - {"assumptions"}, "Assumptions", "efficiencies", "software_factor"):
         assert name in text
     assert f"{want.output_tokens_per_s_per_gpu:,.1f}" in text
     assert f"{want.cost_per_mtok_usd} USD" in text

@@ -184,9 +184,13 @@ def test_vr_nvl144_is_provisional_and_fp4_only() -> None:
 
 
 def test_assumptions_list_the_efficiencies_and_assumed_lengths() -> None:
-    e = est("hgx-h200", "llama-2-70b", "fp8", "mlperf-llama2-70b", "server")
+    e = est("hgx-b200", "deepseek-r1", "fp4", "mlperf-deepseek-r1", "server")
     assert set(e.assumptions["efficiencies"]) >= {"memory", "compute_fp8", "headroom"}  # type: ignore[arg-type]
-    assert "workload_lengths" in e.assumptions
+    assert "input mean 800 is an assumption" in str(e.assumptions["workload_lengths"])
+    # Sourced lengths are not called assumptions.
+    sourced = est("hgx-h200", "llama-2-70b", "fp8", "mlperf-llama2-70b", "server")
+    assert "workload_lengths" not in sourced.assumptions
+    assert sourced.assumptions["input_tokens"] == 222.33
 
 
 def test_unknown_names_are_errors_naming_them() -> None:
