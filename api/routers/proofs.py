@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response
 
 from ledger.access import Permission, Principal
-from ledger.errors import IntegrityError, NotFoundError, ValidationError
-from ledger.integrity.merkle import prove_inclusion
-from ledger.log.entry import SealedEntry
-from ledger.log.ports import CheckpointRecord
+from ledger.app.provenance import entry_json, request_provenance
+from ledger.errors import NotFoundError, ValidationError
+from ledger.provenance_prov import prov_json
 
 from ..auth import principal
 from ..schemas.queries import (
@@ -30,28 +29,40 @@ Reader = Annotated[Principal, Depends(principal(Permission.READ))]
 Found = Annotated[Services, Depends(services)]
 
 
-@router.get("/provenance/{request_id}", response_model=ProvenanceOut)
-def provenance(request_id: str, who: Reader, found: Found) -> Response:
-    """Every entry about a request (its stream `request:<id>`: decision, routing …), each with
-    an inclusion proof against the newest signed checkpoint, which is included. A request of
-    another tenant is a 404, like one that does not exist."""
-    store = found.ledger.store
-    with store.reading():  # one transaction for the entries, the checkpoint and the proofs
-        entries = [e for e in store.stream_entries(f"request:{request_id}") if who.sees(e.tenant)]
-        if not entries:
-            raise NotFoundError(f"no request '{request_id}'")
-        checkpoint = store.latest_checkpoint()
-        proofs = [_proof(found, e.seq, checkpoint) for e in entries]
-    return _json(
-        {
-            "request_id": request_id,
-            "checkpoint": _checkpoint(checkpoint) if checkpoint else None,
-            "entries": [
-                {**_entry(e), "inclusion_proof": proof}
-                for e, proof in zip(entries, proofs, strict=True)
-            ],
+@router.get(
+    "/provenance/{request_id}",
+    response_model=ProvenanceOut,
+    responses={
+        200: {
+            "description": "`format=json`: the entries with their proofs (below); "
+            "`format=prov`: the same request as a W3C PROV-JSON document (docs/provenance.md)",
         }
+    },
+)
+def provenance(
+    request_id: str,
+    who: Reader,
+    found: Found,
+    format: Annotated[
+        Literal["json", "prov"],
+        Query(description="`json` (default): entries and proofs; `prov`: W3C PROV-JSON"),
+    ] = "json",
+) -> Response:
+    """Every entry about a request (its stream `request:<id>`: decision, routing …), each with
+    an inclusion proof against the newest signed checkpoint, which is included; or, with
+    `format=prov`, the request as a W3C PROV-JSON document. A request of another tenant is a
+    404, like one that does not exist."""
+    ledger = found.ledger
+    gathered = request_provenance(
+        ledger.store,
+        ledger.catalogue,
+        request_id=request_id,
+        sees=who.sees,
+        sources=format == "prov",
     )
+    if format == "prov":
+        return Response(prov_json(gathered, ledger.catalogue), media_type="application/json")
+    return _json(gathered.to_json())
 
 
 @router.get(
@@ -102,7 +113,7 @@ def entries_page(
     size = found.ledger.head().size
     page = []
     for entry in found.ledger.store.iter_entries(start=after + 1, batch_size=limit):
-        page.append(_entry(entry))
+        page.append(entry_json(entry))
         if len(page) == limit:
             break
     last = page[-1]["seq"] if page else after
@@ -125,37 +136,3 @@ def _renamed(field: str, parameter: str) -> Iterator[None]:
         if exc.field != field:
             raise
         raise ValidationError(exc.reason, field=parameter) from None
-
-
-def _entry(entry: SealedEntry) -> dict[str, Any]:
-    canonical = entry.entry_bytes.decode()
-    data = orjson.loads(entry.entry_bytes)
-    return {
-        "seq": entry.seq,
-        "type": entry.type,
-        "schema_version": entry.schema_version,
-        "stream": entry.stream,
-        "tenant": entry.tenant,
-        "occurred_at": data["occurred_at"],
-        "recorded_at": data["recorded_at"],
-        "payload": data["payload"],
-        "canonical": canonical,
-        "leaf_hash": entry.leaf_hash.hex(),
-        "chain_hash": entry.chain_hash.hex(),
-    }
-
-
-def _checkpoint(record: CheckpointRecord) -> dict[str, Any]:
-    return {"tree_size": record.tree_size, "root_hash": record.root_hash.hex(), "note": record.note}
-
-
-def _proof(found: Services, seq: int, checkpoint: CheckpointRecord | None) -> Any:
-    if checkpoint is None or seq >= checkpoint.tree_size:
-        return None
-    # The checkpoint's size is within the log: no need to read the head again per entry.
-    proof = prove_inclusion(found.ledger.store, index=seq, size=checkpoint.tree_size)
-    if proof.root_hash != checkpoint.root_hash:
-        raise IntegrityError(
-            f"stored nodes do not reproduce checkpoint {checkpoint.tree_size}: run verify"
-        )
-    return proof.to_json()
