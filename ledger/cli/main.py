@@ -31,6 +31,7 @@ from .common import JsonFlag, err, fail, load_settings, open_ledger, out, print_
 from .estimate import estimate
 from .governance import audit_app, decide, policy_app
 from .ingest import read_jsonl
+from .provenance import provenance
 from .reconcile import reconcile
 from .views import chargeback, project_app, tranches
 from .workers import beat, worker
@@ -439,3 +440,4 @@ app.command("serve")(serve)
 app.command("worker")(worker)
 app.command("beat")(beat)
 app.command("reconcile")(reconcile)
+app.command("provenance")(provenance)
