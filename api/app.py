@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from ledger.access import CachedKeyStore, KeyStore
 from ledger.app.service import Ledger
-from ledger.compose import Trigger, projection_trigger, projectors_for
+from ledger.compose import Trigger, projection_trigger, projectors_for, vault_for
 from ledger.log.entry import utc_now
 from ledger.settings import Settings
 from ledger.store.engine import make_engine
@@ -63,7 +63,9 @@ def create_app(
         # the app must not need the database (readiness reports it instead). After each commit
         # the projectors are woken: Celery with a broker, else a thread of this process.
         trigger = projection_trigger(settings, engine, mode="background")
-        ledger = Ledger(store=SqlLogStore(engine), after_append=trigger)
+        ledger = Ledger(
+            store=SqlLogStore(engine), after_append=trigger, vault=vault_for(settings, engine)
+        )
     if keys is None:
         assert engine is not None
         keys = CachedKeyStore(SqlKeyStore(engine))

@@ -23,10 +23,14 @@ from typing import Literal, Protocol
 
 from sqlalchemy import Engine
 
+from ledger.app.keys import load_kek
 from ledger.app.projection import Projectors
 from ledger.errors import LedgerError
+from ledger.log.entry import utc_now
+from ledger.privacy import Vault
 from ledger.settings import Settings
 from ledger.store.engine import make_engine
+from ledger.store.subject_keys import SqlSubjectKeys
 from ledger.store.views import SqlViewStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,15 @@ Mode = Literal["inline", "background"]
 class Trigger(Protocol):
     def __call__(self) -> None: ...
     def close(self) -> None: ...
+
+
+def vault_for(settings: Settings, engine: Engine) -> Vault | None:
+    """The subject-key vault when a key-encryption key file exists (None: entries carrying
+    personal data are refused with a message saying how to configure one). A key file that
+    others may read is refused (ConfigurationError)."""
+    if not settings.kek.exists():
+        return None
+    return Vault(load_kek(settings.kek), SqlSubjectKeys(engine), utc_now)
 
 
 def projectors_for(engine: Engine, *, batch_size: int = 1000) -> Projectors:

@@ -23,6 +23,18 @@ class Settings(BaseSettings):
         default=Path("pactledger-signing-key.pem"),
         description="Ed25519 private key (PKCS#8 PEM) that signs checkpoints",
     )
+    kek: Path = Field(
+        default=Path("pactledger-kek.key"),
+        description="Key-encryption key (32 random bytes, base64) that wraps the per-subject "
+        "keys of personal data; created by `pactledger init` with mode 0600",
+    )
+    retention_days: int = Field(
+        default=183,
+        ge=183,
+        le=36_500,
+        description="Days every record is kept before it may be erased without an erasure "
+        "request (at least 6 months: EU AI Act Art. 19 and 26(6)); the log is never pruned",
+    )
     origin: str = Field(
         default="pactledger.local/ledger",
         description="The log's origin line in checkpoints, e.g. ledger.contoso.example/eu-1",

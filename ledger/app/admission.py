@@ -11,7 +11,10 @@ the field, carries ``.index``, and the batch appends nothing):
 * ``PriceListPublished`` goes on stream ``price-list:<price_list_id>``, one content per version;
 * ``ResidencyDecided`` cites only policy versions published with exactly that text;
 * ``InferenceRouted`` gets its cost, currency and price list version from the price list in
-  force at ``occurred_at`` (admission time when absent); values a client sent must agree.
+  force at ``occurred_at`` (admission time when absent); values a client sent must agree;
+* personal fields (the catalogue's ``PERSONAL``) are stored only sealed with their subject's
+  data key (``ledger/privacy``), and blinded in the request digest; without a vault (no
+  key-encryption key configured) an entry carrying them is refused.
 
 Entries earlier in the same batch count: a batch may publish a price list and then use it.
 """
@@ -44,6 +47,8 @@ from ledger.log.entry import EntryInput, EntryLike
 from ledger.log.ports import LogStore
 from ledger.log.sequencer import parse_entries
 from ledger.policy import parse_document
+from ledger.privacy import PersonalFields, Vault
+from ledger.privacy.vault import Protection
 
 
 @dataclass
@@ -52,6 +57,8 @@ class Admission:
     catalogue: Catalogue
     clock: Callable[[], datetime]
     cache: PublishedCache | None = None
+    vault: Vault | None = None
+    _protection: Protection | None = None
     _policies: PolicyRegistry | None = None
     _prices: PriceLists | None = None
     _published_here: list[PolicyPublished | PriceListPublished] = field(default_factory=list)
@@ -88,7 +95,33 @@ class Admission:
             _require_stream(entry, PRICE_LIST_STREAM + event.price_list_id)
             self.prices.add(event)
             self._published_here.append(event)
+        personal = self.catalogue.personal(entry.type)
+        if personal is not None:
+            return self._protected(entry, event, PersonalFields(entry.type, *personal))
         return _with_payload(entry, event)
+
+    def _protected(self, entry: EntryInput, event: Event, spec: PersonalFields) -> EntryInput:
+        stored = event.payload()
+        present = [name for name in spec.fields if name in stored]
+        if not present:
+            return _with_payload(entry, event)
+        if self.vault is None:
+            raise ValidationError(
+                "is personal data, which the ledger stores only encrypted, and no "
+                "key-encryption key is configured: run `pactledger init` or set PACTLEDGER_KEK",
+                field=f"payload.{present[0]}",
+            )
+        if self._protection is None:
+            self._protection = self.vault.batch()
+        sealed, said = self._protection.protect(
+            spec, tenant=entry.tenant, stored=stored, said=dict(entry.payload)
+        )
+        return entry.rewritten(sealed, said=said)
+
+    @property
+    def subject_keys_used(self) -> list[str]:
+        """The subject keys this batch encrypted with (to record their use)."""
+        return [] if self._protection is None else self._protection.key_ids()
 
     @property
     def policies(self) -> PolicyRegistry:

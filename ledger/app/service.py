@@ -30,6 +30,7 @@ from ledger.log.audit import AuditReport, audit_log, signed_roots
 from ledger.log.entry import EntryLike, Receipt, SealedEntry, utc_now
 from ledger.log.ports import CheckpointRecord, LogStore
 from ledger.log.sequencer import Head
+from ledger.privacy import Vault
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Ledger:
     # Called after every append that committed (ledger.compose: projectors or Celery); it
     # must not raise, and it cannot undo the append.
     after_append: Callable[[], None] | None = None
+    # Subject keys for personal fields (None: entries carrying personal data are refused).
+    vault: Vault | None = None
 
     # --- writing --------------------------------------------------------------------------
 
@@ -54,8 +57,12 @@ class Ledger:
         Published policies and price lists are read through a cache that this ledger's own
         publications invalidate at once; another process's are seen within a second (and at
         once where an entry would otherwise be refused for lack of them)."""
-        admission = Admission(self.store, self.catalogue, self.clock, self._published)
+        admission = Admission(
+            self.store, self.catalogue, self.clock, self._published, vault=self.vault
+        )
         admitted = admission.admit(inputs)
+        if self.vault is not None and admission.subject_keys_used:
+            self.vault.keys.touch(admission.subject_keys_used, self.clock())
         try:
             receipts = self.store.append(admitted)
         finally:

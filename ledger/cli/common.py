@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from ledger.app.keys import load_signer
 from ledger.app.service import Ledger
-from ledger.compose import projection_trigger
+from ledger.compose import projection_trigger, vault_for
 from ledger.errors import LedgerError
 from ledger.settings import Settings
 from ledger.store.engine import make_engine
@@ -44,6 +44,7 @@ def open_ledger(settings: Settings, *, need_signer: bool = False) -> Ledger:
         store=store,
         signer=signer,
         after_append=projection_trigger(settings, engine, mode="inline"),
+        vault=vault_for(settings, engine),
     )
 
 

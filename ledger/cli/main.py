@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ledger.app.keys import create_signing_key, load_signer
+from ledger.app.keys import create_kek, create_signing_key, load_kek, load_signer
+from ledger.app.personal_data import reveal
 from ledger.errors import ConfigurationError, LedgerError, TamperedLogError
 from ledger.events import default_catalogue
 from ledger.integrity.note import NoteVerifier
@@ -31,6 +32,7 @@ from .common import JsonFlag, err, fail, load_settings, open_ledger, out, print_
 from .estimate import estimate
 from .governance import audit_app, decide, policy_app
 from .ingest import read_jsonl
+from .privacy import erase
 from .provenance import provenance
 from .reconcile import reconcile
 from .views import chargeback, project_app, tranches
@@ -63,7 +65,8 @@ app.add_typer(events_app, name="events")
 
 @app.command()
 def init(as_json: JsonFlag = False) -> None:
-    """Create or upgrade the database schema and create the signing key if it is missing.
+    """Create or upgrade the database schema and create the signing key and the
+    key-encryption key (personal data) if they are missing.
 
     Safe to run again: existing entries and keys are kept.
     """
@@ -75,6 +78,8 @@ def init(as_json: JsonFlag = False) -> None:
         head = SqlLogStore(engine).initialize(settings.origin)
         created = create_signing_key(settings.signing_key)
         signer = load_signer(settings.signing_key, head.origin)
+        kek_created = create_kek(settings.kek)
+        load_kek(settings.kek)  # refuses a key file others can read
         return {
             "database": engine.url.render_as_string(hide_password=True),
             "origin": head.origin,
@@ -82,6 +87,8 @@ def init(as_json: JsonFlag = False) -> None:
             "signing_key": str(settings.signing_key),
             "key_created": created,
             "vkey": signer.verifier.vkey,
+            "kek": str(settings.kek),
+            "kek_created": kek_created,
         }
 
     result = run_action(action)
@@ -93,6 +100,8 @@ def init(as_json: JsonFlag = False) -> None:
     made = "created" if result["key_created"] else "kept"
     out.print(f"  signing key {made}: {result['signing_key']}")
     out.print(f"  verifier key: {result['vkey']}")
+    made = "created" if result["kek_created"] else "kept"
+    out.print(f"  key-encryption key for personal data {made}: {result['kek']}")
 
 
 @app.command()
@@ -240,12 +249,15 @@ def show(
         sys.stdout.buffer.write(entry.entry_bytes)
         sys.stdout.flush()
         return
-    data = {
+    data: dict[str, Any] = {
         "entry": json.loads(entry.entry_bytes),
         "leaf_hash": entry.leaf_hash.hex(),
         "prev_hash": entry.prev_hash.hex(),
         "chain_hash": entry.chain_hash.hex(),
     }
+    personal = run_action(lambda: reveal(ledger, [entry])[0])
+    if personal:
+        data["personal"] = personal  # decrypted here; the stored entry holds ciphertext only
     if as_json:
         print_json(data)
         return
@@ -436,6 +448,7 @@ app.command("chargeback")(chargeback)
 app.command("tranches")(tranches)
 app.command("estimate")(estimate)
 app.add_typer(keys_app, name="keys")
+app.command("erase")(erase)
 app.command("serve")(serve)
 app.command("worker")(worker)
 app.command("beat")(beat)

@@ -34,6 +34,10 @@ class Event(Part):
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
     SUMMARY: ClassVar[str] = ""
+    # Personal payload fields (stored only encrypted, DESIGN §2.5) and the field naming the
+    # data subject whose key encrypts them.
+    PERSONAL: ClassVar[tuple[str, ...]] = ()
+    SUBJECT: ClassVar[str | None] = None
 
     def payload(self) -> dict[str, Any]:
         """The payload as ``append`` stores it: JSON values, decimals and times as text."""
@@ -71,6 +75,15 @@ class Catalogue:
                 field="type",
             )
         return self._models[(event_type, max(versions))]
+
+    def personal(self, event_type: str) -> tuple[tuple[str, ...], str] | None:
+        """The personal fields of a known type and its subject field, or None."""
+        models = [m for (t, _), m in self._models.items() if t == event_type]
+        if not models or not models[0].PERSONAL:
+            return None
+        model = max(models, key=lambda m: m.VERSION)
+        assert model.SUBJECT is not None  # a type with personal fields names its subject
+        return model.PERSONAL, model.SUBJECT
 
     def model(self, event_type: str, version: int) -> type[Event]:
         self.latest(event_type)  # names the type when it is unknown

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, NonNegativeInt, model_validator
 
 from ledger.events.catalogue import Event, Part
-from ledger.events.types import Identifier, Label, Money, Sha256Hex, UtcTime
+from ledger.events.types import Identifier, Label, Money, PersonalText, Sha256Hex, UtcTime
 
 Provider = Literal["azure", "aws", "gcp", "anthropic"]
 ModelTier = Literal["opus", "sonnet", "haiku"]
@@ -81,6 +81,8 @@ class ResidencyDecided(Event):
 class InferenceRouted(Event):
     TYPE = "InferenceRouted"
     SUMMARY = "One routed inference: who, which model where, on what capacity, at what cost."
+    PERSONAL = ("end_user_id", "end_user_email", "end_user_note")
+    SUBJECT = "end_user_id"
 
     request_id: Identifier
     business_unit: Identifier
@@ -113,6 +115,10 @@ class InferenceRouted(Event):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     prompt_digest: Sha256Hex | None = None
     end_user_ref: Annotated[str, Field(max_length=4096)] | None = None  # ciphertext only
+    # Personal data of the end user (the data subject), encrypted by the ledger on the way in.
+    end_user_id: PersonalText | None = None
+    end_user_email: PersonalText | None = None
+    end_user_note: PersonalText | None = None
 
 
 class ModelPrice(Part):

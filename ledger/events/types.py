@@ -76,3 +76,14 @@ Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199
 
 Label = Annotated[str, Field(min_length=1, max_length=200)]
 """Free human-readable text of bounded length (a reason, a name)."""
+
+PersonalText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=2048,
+        description="Personal data: sent in clear, stored only encrypted with the data "
+        "subject's key (a pdk1 envelope); reads show [erased] once the key is destroyed",
+    ),
+]
+"""A personal value (end-user id, e-mail, free text); see ``ledger/privacy``."""

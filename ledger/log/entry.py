@@ -83,13 +83,18 @@ class EntryInput(BaseModel):
         }
         return hashlib.sha256(canonical_bytes(said) + b"\n" + payload).digest()
 
-    def rewritten(self, payload: dict[str, Any]) -> EntryInput:
-        """This entry with the payload the ledger stores (normalised, priced …), keeping the
-        request digest of what the client sent, so that a retry of the same request is still
-        recognised after, say, a new price list took effect."""
+    def rewritten(
+        self, payload: dict[str, Any], *, said: dict[str, Any] | None = None
+    ) -> EntryInput:
+        """This entry with the payload the ledger stores (normalised, priced, encrypted …),
+        keeping the request digest of what the client sent, so that a retry of the same
+        request is still recognised after, say, a new price list took effect. ``said`` stands
+        in for the client's payload in that digest (personal values blinded, so that the
+        digest cannot confirm a guessed value)."""
         copy = self.model_copy(update={"payload": payload})
         if self.idempotency_key is not None:
-            copy._said_digest = self.request_digest(payload_bytes(self))
+            told = self if said is None else self.model_copy(update={"payload": said})
+            copy._said_digest = told.request_digest(payload_bytes(told))
         return copy
 
 

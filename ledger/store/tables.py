@@ -9,6 +9,9 @@ same schema (a test compares them) plus the append-only triggers, which live onl
   PostgreSQL.
 * ``api_keys`` — API keys: the SHA-256 of each secret (never the secret), role, tenant scope,
   revocation time. Not part of the log: keys are access control, not evidence.
+* ``subject_keys`` — per-subject data keys for personal fields, wrapped by the key-encryption
+  key, found by a keyed digest of (tenant, subject id); erasure sets ``wrapped_key`` to NULL
+  (crypto-shredding). Not part of the log: destroying a key changes no hashed byte.
 * ``projector_checkpoints`` and the ``view_*`` tables — the projectors' positions and views
   (docs/projectors.md); derived from the log, rebuildable from it at any time.
 """
@@ -147,6 +150,27 @@ api_keys = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
     CheckConstraint("role IN ('admin', 'ingest', 'auditor', 'viewer')", name="ck_api_keys_role"),
+)
+
+subject_keys = Table(
+    "subject_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True, autoincrement=False),
+    Column("tenant", String(128), nullable=False),
+    Column("subject_digest", String(64), nullable=False),
+    Column("wrapped_key", LargeBinary(40), nullable=True),  # NULL once erased
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=False),
+    Column("erased_at", UTCDateTime(), nullable=True),
+    Column("erased_seq", BigInteger, nullable=True),
+    Index(
+        "ux_subject_keys_active",
+        "subject_digest",
+        unique=True,
+        sqlite_where=text("wrapped_key IS NOT NULL"),
+        postgresql_where=text("wrapped_key IS NOT NULL"),
+    ),
+    Index("ix_subject_keys_digest", "subject_digest"),
 )
 
 

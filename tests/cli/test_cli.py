@@ -127,6 +127,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     found = Env(tmp=tmp_path, database=tmp_path / "ledger.db", key=tmp_path / "keys" / "sig.pem")
     monkeypatch.setenv("PACTLEDGER_DATABASE_URL", found.url)
     monkeypatch.setenv("PACTLEDGER_SIGNING_KEY", str(found.key))
+    monkeypatch.setenv("PACTLEDGER_KEK", str(tmp_path / "keys" / "kek.key"))
     monkeypatch.setenv("PACTLEDGER_ORIGIN", ORIGIN)
     return found
 

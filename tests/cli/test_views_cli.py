@@ -99,6 +99,7 @@ def copy_database(source: Path, target: Path) -> None:
 def point_at(database: Path, key: Path, patch: pytest.MonkeyPatch) -> None:
     patch.setenv("PACTLEDGER_DATABASE_URL", f"sqlite:///{database}")
     patch.setenv("PACTLEDGER_SIGNING_KEY", str(key))
+    patch.setenv("PACTLEDGER_KEK", str(key.parent / "kek.key"))
     patch.setenv("PACTLEDGER_ORIGIN", ORIGIN)
     patch.delenv("PACTLEDGER_BROKER_URL", raising=False)  # projectors run in-process
     patch.delenv("PACTLEDGER_PROJECT_BATCH", raising=False)
