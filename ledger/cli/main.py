@@ -28,6 +28,7 @@ from ledger.store.engine import make_engine, migrate
 from ledger.store.sql import SqlLogStore
 
 from .access import keys_app, serve
+from .bundle import export, verify_bundle_command
 from .common import JsonFlag, err, fail, load_settings, open_ledger, out, print_json, run_action
 from .estimate import estimate
 from .governance import audit_app, decide, policy_app
@@ -454,3 +455,5 @@ app.command("worker")(worker)
 app.command("beat")(beat)
 app.command("reconcile")(reconcile)
 app.command("provenance")(provenance)
+app.command("export")(export)
+app.command("verify-bundle")(verify_bundle_command)
