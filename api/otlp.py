@@ -61,6 +61,9 @@ Entry field                 Source                                              
 ``tranche_id``              ``pactledger.tranche_id``                                 no
 ``decision_id``             ``pactledger.decision_id``                                no
 ``route_reason``            ``pactledger.route_reason``                               no
+``end_user_id``             ``user.id``, else the deprecated ``enduser.id``           no
+                            (personal: the ledger stores it encrypted, docs/privacy.md)
+``end_user_email``          ``user.email`` (personal, as above)                       no
 ``input_tokens``            ``gen_ai.usage.input_tokens`` (else the deprecated        yes
                             ``gen_ai.usage.prompt_tokens``) minus cache reads
 ``output_tokens``           ``gen_ai.usage.output_tokens`` (else the deprecated       yes
@@ -497,6 +500,8 @@ class _UnmappableSpanError(Exception):
 
 _GENAI_MARKERS: Final = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system")
 _OPTIONAL_LABELS: Final = ("deployment", "rack_family", "tranche_id", "decision_id", "route_reason")
+# Personal fields (OpenTelemetry general attributes ``user.*``; ``enduser.id`` deprecated).
+_END_USER: Final = (("end_user_id", ("user.id", "enduser.id")), ("end_user_email", ("user.email",)))
 
 
 def map_spans(spans: Sequence[Span], *, default_tenant: str | None) -> Mapped:
@@ -581,6 +586,10 @@ class _Entry:
             label = self.optional(field, f"pactledger.{field}")
             if label is not None:
                 payload[field] = label
+        for field, keys in _END_USER:
+            personal = self.optional(field, *keys)
+            if personal is not None:
+                payload[field] = personal
         if model != served and "deployment" not in payload:
             payload["deployment"] = served  # the provider's own id, kept
         payload.update(self.tokens())
