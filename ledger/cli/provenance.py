@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -24,6 +25,7 @@ from ledger.provenance_prov import prov_json
 from .common import JsonFlag, fail, load_settings, open_ledger, out, print_json, run_action
 
 HASH_SHOWN = 16  # hex digits of a leaf hash in the table; --json has them whole
+PIPED_WIDTH = 160
 
 
 class Format(StrEnum):
@@ -84,7 +86,9 @@ def _print_table(ledger: Ledger, gathered: RequestProvenance) -> None:
     else:
         where = f"checkpoint size {checkpoint.tree_size:,}, root {checkpoint.root_hash.hex()}"
     out.print(f"request [bold]{escape(gathered.request_id)}[/]: {where}")
-    table = Table("seq", "type", "occurred at", "summary", "leaf hash", "proof")
+    table = Table()
+    for column in ("seq", "type", "occurred at", "summary", "leaf hash", "proof"):
+        table.add_column(column, no_wrap=column in ("seq", "leaf hash", "proof"))
     for proven in gathered.entries:
         entry = proven.entry
         occurred = orjson.loads(entry.entry_bytes)["occurred_at"]
@@ -100,14 +104,18 @@ def _print_table(ledger: Ledger, gathered: RequestProvenance) -> None:
             entry.leaf_hash.hex()[:HASH_SHOWN] + "…",
             _proof_status(proven, gathered),
         )
-    out.print(table)
+    # A terminal's width wraps the summaries; piped output is not cut to 80 columns.
+    console = out if out.is_terminal else Console(highlight=False, width=PIPED_WIDTH)
+    console.print(table)
+    if any(proven.proof is None for proven in gathered.entries):
+        out.print("pending: appended after the checkpoint; `pactledger checkpoint` covers it")
     out.print("full hashes, payloads and proofs: --json; W3C PROV-JSON: --format prov")
 
 
 def _proof_status(proven: ProvenEntry, gathered: RequestProvenance) -> str:
     proof, checkpoint = proven.proof, gathered.checkpoint
     if proof is None or checkpoint is None:
-        return "[yellow]pending[/] (after the checkpoint)"
+        return "[yellow]pending[/]"
     try:
         proof.verify()
     except LedgerError as exc:
