@@ -309,7 +309,7 @@ def test_an_entry_swapped_for_another_tenants_is_named(filled: Filled, acme_bund
         lines = files[fmt.ENTRIES].splitlines()
         lines[2] = stranger
         files[fmt.ENTRIES] = (
-            b"\n".join(sorted(lines, key=lambda line: json.loads(line)["seq"])) + b"\n"
+            b"\n".join(sorted(lines, key=lambda line: json.loads(bytes(line))["seq"])) + b"\n"
         )
 
     code, report = verify(rewrite(acme_bundle, change), "--trusted-key", filled.vkey)
