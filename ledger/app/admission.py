@@ -66,6 +66,7 @@ class Admission:
     def admit(self, inputs: Sequence[EntryLike]) -> list[EntryInput]:
         """Validate a batch against the catalogue and the domain rules; the entries to append."""
         entries = parse_entries(inputs)
+        self._prefetch_subject_keys(entries)
         admitted = []
         for index, entry in enumerate(entries):
             try:
@@ -118,10 +119,23 @@ class Admission:
         )
         return entry.rewritten(sealed, said=said)
 
-    @property
-    def subject_keys_used(self) -> list[str]:
-        """The subject keys this batch encrypted with (to record their use)."""
-        return [] if self._protection is None else self._protection.key_ids()
+    def save_subject_keys(self) -> bool:
+        """Store the subject keys this batch created and record the use of the others (one
+        transaction); False if another process created one of them first, and the batch
+        must be admitted again."""
+        return self._protection is None or self._protection.save()
+
+    def _prefetch_subject_keys(self, entries: Sequence[EntryInput]) -> None:
+        if self.vault is None:
+            return
+        subjects = set()
+        for entry in entries:
+            personal = self.catalogue.personal(entry.type)
+            if personal is not None and isinstance(entry.payload.get(personal[1]), str):
+                subjects.add((entry.tenant, entry.payload[personal[1]]))
+        if subjects:
+            self._protection = self.vault.batch()
+            self._protection.prefetch(subjects)
 
     @property
     def policies(self) -> PolicyRegistry:

@@ -15,7 +15,13 @@ from datetime import datetime
 
 from ledger.app.admission import Admission
 from ledger.app.published import PublishedCache
-from ledger.errors import IntegrityError, LedgerError, NotFoundError, ValidationError
+from ledger.errors import (
+    IntegrityError,
+    LedgerError,
+    NotFoundError,
+    StoreUnavailableError,
+    ValidationError,
+)
 from ledger.events import Catalogue, default_catalogue
 from ledger.integrity.checkpoint import Checkpoint, sign_checkpoint
 from ledger.integrity.merkle import (
@@ -57,12 +63,15 @@ class Ledger:
         Published policies and price lists are read through a cache that this ledger's own
         publications invalidate at once; another process's are seen within a second (and at
         once where an entry would otherwise be refused for lack of them)."""
-        admission = Admission(
-            self.store, self.catalogue, self.clock, self._published, vault=self.vault
-        )
+        admission = self._admitted(inputs)
         admitted = admission.admit(inputs)
-        if self.vault is not None and admission.subject_keys_used:
-            self.vault.keys.touch(admission.subject_keys_used, self.clock())
+        if not admission.save_subject_keys():  # another process made a subject's key first
+            admission = self._admitted(inputs)
+            admitted = admission.admit(inputs)
+            if not admission.save_subject_keys():
+                raise StoreUnavailableError(  # transient, retryable (503 with Retry-After)
+                    "the data subjects' keys changed twice during this append; retry it"
+                )
         try:
             receipts = self.store.append(admitted)
         finally:
@@ -71,6 +80,9 @@ class Ledger:
         if self.after_append is not None and any(not r.duplicate for r in receipts):
             self.after_append()
         return receipts
+
+    def _admitted(self, inputs: Sequence[EntryLike]) -> Admission:
+        return Admission(self.store, self.catalogue, self.clock, self._published, vault=self.vault)
 
     def append_admissible(self, inputs: Sequence[EntryLike]) -> list[Receipt | LedgerError]:
         """Append every entry the ledger admits, in one transaction; one result per input, in

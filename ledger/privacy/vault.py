@@ -6,10 +6,13 @@ Guarantees:
 * Keys are per (tenant, subject). A subject's data key is created on first use, stored only
   wrapped by the key-encryption key, and found by a keyed digest of the subject id
   (:func:`~ledger.privacy.envelope.subject_digest`); the subject id is never stored in clear.
-* :meth:`Vault.protect` returns the payload to store (every personal value sealed) and the
-  payload to digest for idempotency (every personal value blinded), so that neither the log
-  nor a request digest holds anything from which the value can be recovered or confirmed
-  once the key is gone. A batch reads and creates each subject's key once.
+* :meth:`Protection.protect` returns the payload to store (every personal value sealed) and
+  the payload to digest for idempotency (every personal value blinded), so that neither the
+  log nor a request digest holds anything from which the value can be recovered or confirmed
+  once the key is gone. A batch reads its subjects' keys in one query and stores the keys it
+  created, with the use of the others, in one transaction (:meth:`Protection.save`); a key
+  that lost a creation race to another process makes ``save`` say so, and the batch is
+  protected again with the winner.
 * :meth:`Vault.reveal` opens what it can and shows :data:`~ledger.privacy.envelope.ERASED`
   where the key was destroyed; stored bytes are never changed.
 * Destroying a key (:meth:`SubjectKeys.shred`) is final; a later entry of the same subject
@@ -59,16 +62,21 @@ class SubjectKeys(Protocol):
         """The subject's key in use (not erased), if any."""
         ...
 
-    def add(self, key: SubjectKey) -> SubjectKey:
-        """Store a new active key; if the subject got one meanwhile, return that instead."""
+    def active_many(self, subject_digests: Collection[str]) -> Mapping[str, SubjectKey]:
+        """The keys in use of these subjects (by digest), in one read."""
+        ...
+
+    def save(
+        self, new: Collection[SubjectKey], *, used: Collection[str], at: datetime
+    ) -> Mapping[str, SubjectKey]:
+        """In one transaction: store ``new`` keys, each unless its subject got an active key
+        meanwhile, and record that the keys ``used`` protected data at ``at`` (last use only
+        moves forward). Returns the active key of each new key's subject: the new key, or the
+        one that won the race."""
         ...
 
     def get(self, key_ids: Collection[str]) -> Mapping[str, SubjectKey]:
         """The keys of these ids that exist (erased ones included)."""
-        ...
-
-    def touch(self, key_ids: Collection[str], at: datetime) -> None:
-        """Record that these keys protected new data at ``at`` (for the retention rule)."""
         ...
 
     def shred(self, key_id: str, *, at: datetime, seq: int) -> None:
@@ -135,32 +143,48 @@ class Vault:
             )
         return cache[key_id]
 
-    def key_for(self, tenant: str, subject: str) -> tuple[str, bytes]:
-        """The subject's active key id and data key, created on first use."""
-        digest = self.digest(tenant=tenant, subject=subject)
-        found = self.keys.active(digest)
-        if found is None:
-            now = self._clock()
-            found = self.keys.add(
-                SubjectKey(
-                    key_id=envelope.new_key_id(),
-                    tenant=tenant,
-                    subject_digest=digest,
-                    wrapped_key=envelope.wrap(self._kek, envelope.new_data_key()),
-                    created_at=now,
-                    last_used_at=now,
-                )
-            )
-        assert found.wrapped_key is not None  # active keys are never erased
-        return found.key_id, envelope.unwrap(self._kek, found.wrapped_key)
+    def new_key(self, *, tenant: str, subject_digest: str) -> tuple[SubjectKey, bytes]:
+        """A fresh key record (wrapped) and its data key; not stored yet."""
+        data_key = envelope.new_data_key()
+        now = self._clock()
+        record = SubjectKey(
+            key_id=envelope.new_key_id(),
+            tenant=tenant,
+            subject_digest=subject_digest,
+            wrapped_key=envelope.wrap(self._kek, data_key),
+            created_at=now,
+            last_used_at=now,
+        )
+        return record, data_key
+
+    def unwrap(self, key: SubjectKey) -> bytes:
+        assert key.wrapped_key is not None  # active keys are never erased
+        return envelope.unwrap(self._kek, key.wrapped_key)
+
+    def now(self) -> datetime:
+        return self._clock()
 
 
 class Protection:
-    """Seals and blinds the personal fields of one batch."""
+    """Seals and blinds the personal fields of one batch; :meth:`save` then stores the keys
+    it created and the use of those it found, in one transaction."""
 
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
-        self._keys: dict[tuple[str, str], tuple[str, bytes]] = {}
+        self._keys: dict[tuple[str, str], tuple[SubjectKey, bytes]] = {}
+        self._new: dict[str, SubjectKey] = {}  # by subject digest
+
+    def prefetch(self, subjects: Collection[tuple[str, str]]) -> None:
+        """Read the keys of these (tenant, subject) pairs in one query."""
+        wanted = {
+            pair: self._vault.digest(tenant=pair[0], subject=pair[1])
+            for pair in subjects
+            if pair not in self._keys
+        }
+        found = self._vault.keys.active_many(set(wanted.values()))
+        for pair, digest in wanted.items():
+            if digest in found:
+                self._keys[pair] = found[digest], self._vault.unwrap(found[digest])
 
     def protect(
         self, spec: PersonalFields, *, tenant: str, stored: dict[str, Any], said: dict[str, Any]
@@ -177,7 +201,7 @@ class Protection:
                 "whose key encrypts them",
                 field=f"payload.{spec.subject}",
             )
-        key_id, data_key = self._key(tenant, subject)
+        key, data_key = self._key(tenant, subject)
         sealed, blinded = dict(stored), dict(said)
         for name in present:
             value = stored[name]
@@ -187,18 +211,34 @@ class Protection:
                     field=f"payload.{name}",
                 )
             sealed[name] = envelope.seal(
-                data_key, key_id, value, event_type=spec.event_type, field=name
+                data_key, key.key_id, value, event_type=spec.event_type, field=name
             )
             if isinstance(said.get(name), str):
                 blinded[name] = envelope.blind(data_key, said[name], field=name)
         return sealed, blinded
 
     def key_ids(self) -> list[str]:
-        return sorted(key_id for key_id, _ in self._keys.values())
+        return sorted(key.key_id for key, _ in self._keys.values())
 
-    def _key(self, tenant: str, subject: str) -> tuple[str, bytes]:
+    def save(self) -> bool:
+        """Store the new keys and record the use of all; False when another process created
+        a key for one of the new subjects first (the batch must then be protected again)."""
+        if not self._keys:
+            return True
+        used = [key.key_id for key, _ in self._keys.values() if key.subject_digest not in self._new]
+        winners = self._vault.keys.save(list(self._new.values()), used=used, at=self._vault.now())
+        lost = any(winners[d].key_id != k.key_id for d, k in self._new.items())
+        self._new.clear()
+        return not lost
+
+    def _key(self, tenant: str, subject: str) -> tuple[SubjectKey, bytes]:
         if (tenant, subject) not in self._keys:
-            self._keys[tenant, subject] = self._vault.key_for(tenant, subject)
+            self.prefetch([(tenant, subject)])
+        if (tenant, subject) not in self._keys:
+            digest = self._vault.digest(tenant=tenant, subject=subject)
+            record, data_key = self._vault.new_key(tenant=tenant, subject_digest=digest)
+            self._new[digest] = record
+            self._keys[tenant, subject] = record, data_key
         return self._keys[tenant, subject]
 
 
@@ -214,17 +254,25 @@ class MemorySubjectKeys:
             None,
         )
 
-    def add(self, key: SubjectKey) -> SubjectKey:
-        return self.active(key.subject_digest) or self._keys.setdefault(key.key_id, key)
+    def active_many(self, subject_digests: Collection[str]) -> Mapping[str, SubjectKey]:
+        return {d: k for d in subject_digests if (k := self.active(d)) is not None}
 
-    def get(self, key_ids: Collection[str]) -> Mapping[str, SubjectKey]:
-        return {k: self._keys[k] for k in key_ids if k in self._keys}
-
-    def touch(self, key_ids: Collection[str], at: datetime) -> None:
-        for key_id in key_ids:
+    def save(
+        self, new: Collection[SubjectKey], *, used: Collection[str], at: datetime
+    ) -> Mapping[str, SubjectKey]:
+        winners = {}
+        for key in new:
+            winners[key.subject_digest] = self.active(key.subject_digest) or self._keys.setdefault(
+                key.key_id, key
+            )
+        for key_id in used:
             key = self._keys[key_id]
             if at > key.last_used_at:
                 self._keys[key_id] = replace(key, last_used_at=at)
+        return winners
+
+    def get(self, key_ids: Collection[str]) -> Mapping[str, SubjectKey]:
+        return {k: self._keys[k] for k in key_ids if k in self._keys}
 
     def shred(self, key_id: str, *, at: datetime, seq: int) -> None:
         key = self._keys[key_id]

@@ -3,8 +3,9 @@ port.
 
 Guarantees:
 
-* At most one active key per subject (a partial unique index); two processes creating the
-  first key of one subject at once end up using the same one.
+* At most one active key per subject (a partial unique index); when two processes create the
+  first key of one subject at once, ``save`` keeps the first (INSERT … ON CONFLICT DO NOTHING)
+  and tells the other which key won.
 * :meth:`SqlSubjectKeys.shred` overwrites the wrapped key with NULL and then makes sure the
   old bytes do not linger in the database files: on SQLite with ``secure_delete`` (freed
   space is zeroed) and a WAL checkpoint that truncates the write-ahead log; on PostgreSQL with
@@ -21,7 +22,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, exc, insert, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.privacy import SubjectKey
 from ledger.store.engine import WRITE_OPTION
@@ -39,18 +41,29 @@ class SqlSubjectKeys:
         with translated_errors(), self.engine.connect() as conn:
             return _active(conn, subject_digest)
 
-    def add(self, key: SubjectKey) -> SubjectKey:
-        with translated_errors():
-            try:
-                with self._writing() as conn:
-                    conn.execute(insert(subject_keys).values(**_row(key)))
-                return key
-            except exc.IntegrityError:  # another process created the subject's key first
-                with self.engine.connect() as conn:
-                    found = _active(conn, key.subject_digest)
-                if found is None:  # pragma: no cover - erased in the same instant
-                    raise
-                return found
+    def active_many(self, subject_digests: Collection[str]) -> Mapping[str, SubjectKey]:
+        if not subject_digests:
+            return {}
+        with translated_errors(), self.engine.connect() as conn:
+            return _active_many(conn, subject_digests)
+
+    def save(
+        self, new: Collection[SubjectKey], *, used: Collection[str], at: datetime
+    ) -> Mapping[str, SubjectKey]:
+        with translated_errors(), self._writing() as conn:
+            if new:
+                insert_new = _insert(conn.dialect.name).on_conflict_do_nothing(
+                    index_elements=["subject_digest"], index_where=_ACTIVE
+                )
+                conn.execute(insert_new, [_row(key) for key in new])
+            if used:
+                conn.execute(
+                    update(subject_keys)
+                    .where(subject_keys.c.key_id.in_(sorted(used)))
+                    .where(subject_keys.c.last_used_at < at)
+                    .values(last_used_at=at)
+                )
+            return _active_many(conn, {key.subject_digest for key in new}) if new else {}
 
     def get(self, key_ids: Collection[str]) -> Mapping[str, SubjectKey]:
         if not key_ids:
@@ -60,17 +73,6 @@ class SqlSubjectKeys:
                 select(subject_keys).where(subject_keys.c.key_id.in_(sorted(key_ids)))
             ).all()
         return {row.key_id: _key(row) for row in rows}
-
-    def touch(self, key_ids: Collection[str], at: datetime) -> None:
-        if not key_ids:
-            return
-        with translated_errors(), self._writing() as conn:
-            conn.execute(
-                update(subject_keys)
-                .where(subject_keys.c.key_id.in_(sorted(key_ids)))
-                .where(subject_keys.c.last_used_at < at)
-                .values(last_used_at=at)
-            )
 
     def shred(self, key_id: str, *, at: datetime, seq: int) -> None:
         with translated_errors():
@@ -115,6 +117,20 @@ class SqlSubjectKeys:
             conn.begin(),
         ):
             yield conn
+
+
+def _insert(dialect: str) -> Any:
+    """INSERT with ON CONFLICT DO NOTHING for the dialect (SQLite or PostgreSQL)."""
+    if dialect == "postgresql":
+        return postgresql.insert(subject_keys)
+    return sqlite.insert(subject_keys)
+
+
+def _active_many(conn: Connection, digests: Collection[str]) -> dict[str, SubjectKey]:
+    rows = conn.execute(
+        select(subject_keys).where(subject_keys.c.subject_digest.in_(sorted(digests)), _ACTIVE)
+    ).all()
+    return {row.subject_digest: _key(row) for row in rows}
 
 
 def _active(conn: Connection, subject_digest: str) -> SubjectKey | None:

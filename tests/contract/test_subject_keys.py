@@ -38,23 +38,38 @@ def new_key(digest: str = "d" * 64, tenant: str = "acme", at: datetime = T0) -> 
     )
 
 
-def test_add_then_find_the_active_key(keys: SubjectKeys) -> None:
+def add(keys: SubjectKeys, key: SubjectKey) -> SubjectKey:
+    return keys.save([key], used=[], at=key.created_at)[key.subject_digest]
+
+
+def test_save_then_find_the_active_key(keys: SubjectKeys) -> None:
     assert keys.active("d" * 64) is None
     key = new_key()
-    assert keys.add(key) == key
+    assert add(keys, key) == key
     assert keys.active("d" * 64) == key
+    assert keys.active_many(["d" * 64, "e" * 64]) == {"d" * 64: key}
+    assert keys.active_many([]) == {}
     assert keys.get([key.key_id, "f" * 32]) == {key.key_id: key}
     assert keys.get([]) == {}
 
 
 def test_a_second_key_for_an_active_subject_returns_the_first(keys: SubjectKeys) -> None:
-    first = keys.add(new_key())
-    assert keys.add(new_key()) == first
+    first = add(keys, new_key())
+    assert add(keys, new_key()) == first
     assert keys.history("d" * 64) == [first]
 
 
+def test_save_stores_many_keys_and_their_use_at_once(keys: SubjectKeys) -> None:
+    old = add(keys, new_key("a" * 64))
+    fresh = [new_key("b" * 64), new_key("c" * 64)]
+    later = T0 + timedelta(days=1)
+    winners = keys.save(fresh, used=[old.key_id], at=later)
+    assert winners == {k.subject_digest: k for k in fresh}
+    assert keys.get([old.key_id])[old.key_id].last_used_at == later
+
+
 def test_shred_destroys_the_key_once_and_frees_the_subject(keys: SubjectKeys) -> None:
-    key = keys.add(new_key())
+    key = add(keys, new_key())
     keys.shred(key.key_id, at=T0 + timedelta(hours=1), seq=41)
     keys.shred(key.key_id, at=T0 + timedelta(hours=2), seq=99)  # no effect: already erased
     gone = keys.get([key.key_id])[key.key_id]
@@ -62,23 +77,21 @@ def test_shred_destroys_the_key_once_and_frees_the_subject(keys: SubjectKeys) ->
     assert gone.erased
     assert (gone.erased_at, gone.erased_seq) == (T0 + timedelta(hours=1), 41)
     assert keys.active("d" * 64) is None
-    later = keys.add(new_key(at=T0 + timedelta(days=1)))
+    later = add(keys, new_key(at=T0 + timedelta(days=1)))
     assert keys.active("d" * 64) == later
     assert [k.key_id for k in keys.history("d" * 64)] == [key.key_id, later.key_id]
 
 
-def test_touch_moves_last_use_forward_only(keys: SubjectKeys) -> None:
-    key = keys.add(new_key())
-    keys.touch([key.key_id], T0 + timedelta(days=2))
-    keys.touch([key.key_id], T0 + timedelta(days=1))
-    keys.touch([], T0 + timedelta(days=9))
+def test_last_use_moves_forward_only(keys: SubjectKeys) -> None:
+    key = add(keys, new_key())
+    keys.save([], used=[key.key_id], at=T0 + timedelta(days=2))
+    keys.save([], used=[key.key_id], at=T0 + timedelta(days=1))
+    keys.save([], used=[], at=T0 + timedelta(days=9))
     assert keys.get([key.key_id])[key.key_id].last_used_at == T0 + timedelta(days=2)
 
 
 def test_tenants_lists_every_tenant_with_keys(keys: SubjectKeys) -> None:
-    keys.add(new_key("a" * 64, "globex"))
-    keys.add(new_key("b" * 64, "acme"))
-    keys.add(new_key("c" * 64, "acme"))
+    keys.save([new_key("a" * 64, "globex"), new_key("b" * 64), new_key("c" * 64)], used=[], at=T0)
     assert keys.tenants() == ["acme", "globex"]
 
 
@@ -96,7 +109,7 @@ def test_concurrent_first_use_agrees_on_one_key(
 
     def first_use(keys: SqlSubjectKeys) -> None:
         start.wait()
-        results.append(keys.add(new_key()))
+        results.append(add(keys, new_key()))
 
     threads = [threading.Thread(target=first_use, args=(k,)) for k in stores]
     for thread in threads:

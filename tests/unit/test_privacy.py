@@ -91,7 +91,9 @@ def test_subject_digests_are_keyed_and_per_tenant() -> None:
 def test_protect_seals_stored_values_and_blinds_the_request_digest_input() -> None:
     v = vault()
     payload = {"request_id": "r1", "end_user_id": "alice", "end_user_email": "a@x.eu"}
-    stored, said = v.batch().protect(SPEC, tenant="acme", stored=payload, said=payload)
+    batch = v.batch()
+    stored, said = batch.protect(SPEC, tenant="acme", stored=payload, said=payload)
+    assert batch.save()
     assert stored["request_id"] == "r1"
     assert is_envelope(stored["end_user_id"])
     assert is_envelope(stored["end_user_email"])
@@ -114,22 +116,43 @@ def test_one_key_per_tenant_and_subject() -> None:
     assert env.key_id_of(one["end_user_id"]) == env.key_id_of(two["end_user_id"])
     assert env.key_id_of(one["end_user_id"]) != env.key_id_of(other["end_user_id"])
     assert len(batch.key_ids()) == 2
+    assert keys.tenants() == []  # nothing stored before save
+    assert batch.save()
     assert keys.tenants() == ["acme", "globex"]
+    later = v.batch()  # a later batch finds the stored key
+    three, _ = later.protect(SPEC, tenant="acme", stored={"end_user_id": "alice"}, said={})
+    assert env.key_id_of(three["end_user_id"]) == env.key_id_of(one["end_user_id"])
+
+
+def test_a_key_lost_to_another_process_makes_save_say_so() -> None:
+    keys = MemorySubjectKeys()
+    mine, theirs = vault(keys).batch(), vault(keys).batch()
+    mine.protect(SPEC, tenant="acme", stored={"end_user_id": "alice"}, said={})
+    theirs.protect(SPEC, tenant="acme", stored={"end_user_id": "alice"}, said={})
+    assert theirs.save()
+    assert not mine.save()  # alice's key is theirs: protect the batch again
+    again = vault(keys).batch()
+    sealed, _ = again.protect(SPEC, tenant="acme", stored={"end_user_id": "alice"}, said={})
+    assert env.key_id_of(sealed["end_user_id"]) == theirs.key_ids()[0]
 
 
 def test_a_shredded_key_reveals_erased_and_the_subject_gets_a_new_key() -> None:
     keys = MemorySubjectKeys()
     v = vault(keys)
-    stored, _ = v.batch().protect(
+    batch = v.batch()
+    stored, _ = batch.protect(
         SPEC, tenant="acme", stored={"end_user_id": "alice", "end_user_email": "a@x.eu"}, said={}
     )
+    assert batch.save()
     key_id = env.key_id_of(stored["end_user_id"])
     keys.shred(key_id, at=T0, seq=7)
     assert v.reveal(SPEC, stored, cache={}) == {"end_user_id": ERASED, "end_user_email": ERASED}
     digest = v.digest(tenant="acme", subject="alice")
     assert keys.active(digest) is None
     assert [k.erased_seq for k in keys.history(digest)] == [7]
-    later, _ = v.batch().protect(SPEC, tenant="acme", stored={"end_user_id": "alice"}, said={})
+    batch = v.batch()
+    later, _ = batch.protect(SPEC, tenant="acme", stored={"end_user_id": "alice"}, said={})
+    assert batch.save()
     assert env.key_id_of(later["end_user_id"]) != key_id
     assert len(keys.history(digest)) == 2
 
@@ -158,12 +181,14 @@ def test_a_payload_without_personal_values_is_returned_unchanged() -> None:
     assert keys.tenants() == []
 
 
-def test_touch_only_moves_last_use_forward() -> None:
+def test_a_later_use_moves_last_use_forward() -> None:
     keys = MemorySubjectKeys()
-    stored, _ = (
-        vault(keys).batch().protect(SPEC, tenant="acme", stored={"end_user_id": "alice"}, said={})
-    )
+    clock = [T0]
+    v = Vault(KEK, keys, lambda: clock[0])
+    for day in (0, 3, 1):
+        clock[0] = T0 + timedelta(days=day)
+        batch = v.batch()
+        stored, _ = batch.protect(SPEC, tenant="acme", stored={"end_user_id": "alice"}, said={})
+        assert batch.save()
     key_id = env.key_id_of(stored["end_user_id"])
-    keys.touch([key_id], T0 + timedelta(days=3))
-    keys.touch([key_id], T0 + timedelta(days=1))
     assert keys.get([key_id])[key_id].last_used_at == T0 + timedelta(days=3)
