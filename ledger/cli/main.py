@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -30,6 +29,7 @@ from ledger.store.sql import SqlLogStore
 from .access import keys_app, serve
 from .bundle import export, verify_bundle_command
 from .common import JsonFlag, err, fail, load_settings, open_ledger, out, print_json, run_action
+from .demo import demo
 from .estimate import estimate
 from .governance import audit_app, decide, policy_app
 from .ingest import read_jsonl
@@ -415,29 +415,7 @@ def events_schema(
     out.print_json(data=schema)
 
 
-@app.command()
-def demo(
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder for the demo ledger (replaced if present).")
-    ] = Path("demo-out"),
-    requests: Annotated[
-        int, typer.Option(min=1, max=1_000_000, help="Entries to append.")
-    ] = 20_000,
-    seed: Annotated[int, typer.Option(help="Seed of the deterministic scenario.")] = 7,
-    as_json: JsonFlag = False,
-) -> None:
-    """Run the ledger end to end on SQLite: policies, decisions, priced requests, proofs, verify.
-
-    Needs no server and no configuration; everything is written under --out.
-    """
-    from .demo import run_demo
-
-    console = Console(stderr=True) if as_json else out
-    figures = run_action(
-        lambda: run_demo(out_dir=out_dir, requests=requests, seed=seed, console=console)
-    )
-    if as_json:
-        print_json(figures)
+app.command("demo")(demo)
 
 
 # Registered last so that `pactledger --help` lists the log's commands first.
