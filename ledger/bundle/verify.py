@@ -43,6 +43,7 @@ from ledger.integrity.note import NoteVerifier
 
 MAX_SMALL_FILE = 64 << 20
 MAX_DETAILS = 20
+MAX_LINE = 1 << 20  # an entry is at most 64 KiB canonical
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError)
 
 
@@ -357,7 +358,7 @@ def _entries(
         while pending is not None:
             _fold(folder, pending[1], pending[2], pending[3], tiling)
             pending = next(nodes, None)
-    except _ARCHIVE_ERRORS as exc:
+    except (*_ARCHIVE_ERRORS, IntegrityError) as exc:
         report.add("archive", False, f"cannot read the entries or the multiproof: {exc}")
         return
     _hash_check(
@@ -479,6 +480,8 @@ def _lines(archive: zipfile.ZipFile, name: str, digest: Any) -> Iterator[bytes]:
             digest.update(chunk)
             parts = (rest + chunk).split(b"\n")
             rest = parts.pop()
+            if len(rest) > MAX_LINE:
+                raise IntegrityError(f"{name} has a line longer than {MAX_LINE} bytes")
             yield from parts
         if rest:
             yield rest

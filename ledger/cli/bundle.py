@@ -88,9 +88,11 @@ def export(
     columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("export", total=None)
+        calls = [0]
 
         def advance(done: int, total: int) -> None:
-            if done % 1000 == 0 or done == total:
+            calls[0] += 1
+            if calls[0] % 1000 == 1 or done == total:  # Rich is slow per update
                 bar.update(task, completed=done, total=total)
 
         summary = run_action(
