@@ -235,7 +235,10 @@ def test_checkpoint_without_key_says_run_init(ready: Env) -> None:
 
 def test_init_creates_private_key_and_is_idempotent(env: Env) -> None:
     first = run_json("init")
-    assert set(first) == {"database", "origin", "size", "signing_key", "key_created", "vkey"}
+    assert set(first) == {
+        "database", "origin", "size", "signing_key", "key_created", "vkey", "kek", "kek_created",
+    }  # fmt: skip
+    assert first["kek_created"] is True
     assert first["origin"] == ORIGIN
     assert first["size"] == 0
     assert first["key_created"] is True
