@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response
 
 from ledger.access import Permission, Principal
+from ledger.app.personal_data import reveal
 from ledger.app.provenance import entry_json, request_provenance
 from ledger.errors import NotFoundError, ValidationError
 from ledger.provenance_prov import prov_json
@@ -59,6 +60,7 @@ def provenance(
         request_id=request_id,
         sees=who.sees,
         sources=format == "prov",
+        reveal=lambda entries: reveal(ledger, entries),
     )
     if format == "prov":
         return Response(prov_json(gathered, ledger.catalogue), media_type="application/json")

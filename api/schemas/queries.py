@@ -78,6 +78,12 @@ class EntryOut(BaseModel):
 
 
 class ProvenanceEntryOut(EntryOut):
+    personal: dict[str, str] | None = Field(
+        default=None,
+        description="Personal fields in clear, or [erased] once the data subject's key is "
+        "destroyed; absent when the entry has none. The payload keeps the stored ciphertext, "
+        "which is what the hashes cover.",
+    )
     inclusion_proof: InclusionProofOut | None = Field(
         description="Against the checkpoint below; null when the entry is newer than it"
     )

@@ -42,10 +42,13 @@ class ProvenEntry:
 
     entry: SealedEntry
     proof: InclusionProof | None
+    # Personal fields in clear (or "[erased]") beside the stored ciphertext; empty if none.
+    personal: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         proof = self.proof.to_json() if self.proof is not None else None
-        return {**entry_json(self.entry), "inclusion_proof": proof}
+        shown = {"personal": self.personal} if self.personal else {}
+        return {**entry_json(self.entry), **shown, "inclusion_proof": proof}
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,14 @@ def request_provenance(
     request_id: str,
     sees: Callable[[str], bool],
     sources: bool = False,
+    reveal: Callable[[list[SealedEntry]], list[dict[str, str]]] | None = None,
 ) -> RequestProvenance:
     """Gather the provenance of ``request_id`` as seen by a caller who ``sees`` some tenants.
 
     ``sources``: also read the policy versions and price lists the entries cite (for the PROV
     document), by their streams' index, never by a scan of the log.
+    ``reveal``: shows each entry's personal fields in clear, or ``[erased]``
+    (:func:`ledger.app.personal_data.reveal`); without it none are shown.
     """
     with store.reading():  # one transaction for the entries, the checkpoint and the proofs
         entries = [
@@ -87,7 +93,11 @@ def request_provenance(
         if not entries:
             raise NotFoundError(f"no request '{request_id}'")
         checkpoint = store.latest_checkpoint()
-        proven = [ProvenEntry(e, _proof(store, e.seq, checkpoint)) for e in entries]
+        shown = reveal(entries) if reveal is not None else [{} for _ in entries]
+        proven = [
+            ProvenEntry(e, _proof(store, e.seq, checkpoint), personal)
+            for e, personal in zip(entries, shown, strict=True)
+        ]
         cited = _cited_sources(store, catalogue, entries) if sources else {}
     return RequestProvenance(request_id, checkpoint, proven, cited)
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ledger.app.personal_data import reveal
 from ledger.app.provenance import ProvenEntry, RequestProvenance, request_provenance
 from ledger.app.published import read_event
 from ledger.app.service import Ledger
@@ -57,7 +58,12 @@ def provenance(
     prov = format is Format.prov
     try:
         gathered = request_provenance(
-            ledger.store, ledger.catalogue, request_id=request_id, sees=_all, sources=prov
+            ledger.store,
+            ledger.catalogue,
+            request_id=request_id,
+            sees=_all,
+            sources=prov,
+            reveal=lambda entries: reveal(ledger, entries),
         )
     except NotFoundError:
         fail(

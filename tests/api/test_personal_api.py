@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from api.otlp import decode_traces, map_spans
-from ledger.app.keys import create_kek
+from ledger.app.keys import create_kek, load_signer
+from ledger.app.personal_data import erase_subject
 from ledger.settings import Settings
 from tests.api.conftest import Api, serve
 from tests.api.test_otlp import dumps, json_document, one, span
+from tests.conftest import ORIGIN
 from tests.domain import routed
 
 pytestmark = pytest.mark.anyio
@@ -82,3 +84,24 @@ async def test_otlp_spans_with_a_user_are_stored_encrypted(with_kek: Settings) -
         assert response.json().get("partialSuccess", {}).get("rejectedSpans", 0) == 0
         payload = stored_payload(api, "req-7")
         assert payload["end_user_id"].startswith("pdk1:")
+
+
+async def test_provenance_shows_personal_fields_in_clear_then_erased(with_kek: Settings) -> None:
+    async with serve(with_kek) as api:
+        response = await api.post("/v1/events", "ingest-acme", routed(503, **ALICE))
+        assert response.status_code == 201, response.text
+        api.services.ledger.signer = load_signer(with_kek.signing_key, ORIGIN)
+        api.services.ledger.checkpoint()
+        found = (await api.get("/v1/provenance/req-503", "auditor-all")).json()
+        (entry,) = found["entries"]
+        assert entry["personal"] == ALICE
+        assert entry["payload"]["end_user_id"].startswith("pdk1:")
+        erase_subject(api.services.ledger, "alice-4711", request_ref="DSR-9", retention_days=183)
+        again = (await api.get("/v1/provenance/req-503", "auditor-all")).json()
+        (entry_after,) = again["entries"]
+        assert entry_after["personal"] == dict.fromkeys(ALICE, "[erased]")
+        assert entry_after["leaf_hash"] == entry["leaf_hash"]
+        assert entry_after["inclusion_proof"] == entry["inclusion_proof"]
+        prov = (await api.get("/v1/provenance/req-503?format=prov", "auditor-all")).text
+        assert "alice" not in prov
+        assert "end_user" not in prov
