@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -227,3 +228,35 @@ def _all_keys(keys: SqlSubjectKeys) -> list[Any]:
     with keys.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT key_id FROM subject_keys").all()
     return list(keys.get([r.key_id for r in rows]).values())
+
+
+def bundle_text(path: Path) -> bytes:
+    """Every file of a bundle, decompressed."""
+    with zipfile.ZipFile(path) as archive:
+        return b"".join(archive.read(name) for name in archive.namelist())
+
+
+def test_after_erasure_bundles_hold_no_plaintext_and_old_bundles_still_verify(
+    with_alice: Env,
+) -> None:
+    assert run("checkpoint").exit_code == 0
+    old = with_alice.tmp / "before.zip"
+    assert run("export", "--tenant", "acme", "--out", str(old)).exit_code == 0
+    vkey = run_json("key", "show")["vkey"]
+    for plain in PLAINTEXTS:  # even before erasure a bundle holds ciphertext only
+        assert plain not in bundle_text(old)
+
+    assert run("erase", "alice-4711", "--request", "DSR-7").exit_code == 0
+    assert run("checkpoint").exit_code == 0
+    new = with_alice.tmp / "after.zip"
+    assert run("export", "--tenant", "acme", "--out", str(new)).exit_code == 0
+
+    for bundle in (old, new):
+        checked = run("verify-bundle", str(bundle), "--trusted-key", vkey)
+        assert checked.exit_code == 0, checked.output
+        for plain in PLAINTEXTS:
+            assert plain not in bundle_text(bundle)
+    assert b"SubjectErased" in bundle_text(new)
+    for plain in PLAINTEXTS:
+        assert plain not in database_bytes(with_alice)
+    assert run("verify").exit_code == 0
