@@ -497,3 +497,10 @@ def test_export_and_verify_on_postgresql(
     assert code == 0, report["failures"]
     assert open_checkpoint(members(first)[fmt.CHECKPOINT].decode(), [NoteVerifier.from_vkey(vkey)])
     assert io.BytesIO(first.read_bytes()).getbuffer().nbytes > 0
+
+
+@pytest.mark.parametrize("command", ["export", "verify-bundle"])
+def test_help(command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.stdout
