@@ -504,3 +504,39 @@ def test_help(command: str) -> None:
     result = run(command, "--help")
     assert result.exit_code == 0
     assert "Usage" in result.stdout
+
+
+def test_the_hand_check_in_verify_md_runs(filled: Filled, acme_bundle: Path) -> None:
+    """The ~20-line hashlib script of VERIFY.md recomputes the root; and fails on a change."""
+    import subprocess
+    import sys
+
+    files = members(acme_bundle)
+    guide = files[fmt.GUIDE].decode()
+    script = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(script.splitlines()) <= 25
+    workdir = filled.tmp / "unzipped"
+    (workdir / "proofs").mkdir(parents=True)
+    for name in (fmt.ENTRIES, fmt.INCLUSION):
+        (workdir / name).write_bytes(files[name])
+    (workdir / "check.py").write_text(script)
+    ran = subprocess.run([sys.executable, "check.py"], cwd=workdir, capture_output=True)
+    assert ran.returncode == 0, ran.stderr
+    (workdir / fmt.ENTRIES).write_bytes(flip_middle(files[fmt.ENTRIES]))
+    ran = subprocess.run([sys.executable, "check.py"], cwd=workdir, capture_output=True)
+    assert ran.returncode != 0
+
+
+def test_a_dropped_entry_is_named(filled: Filled, acme_bundle: Path) -> None:
+    def change(files: dict[str, bytes]) -> None:
+        lines = files[fmt.ENTRIES].splitlines(keepends=True)
+        del lines[5]
+        files[fmt.ENTRIES] = b"".join(lines)
+
+    code, report = verify(rewrite(acme_bundle, change), "--trusted-key", filled.vkey)
+    assert code == 1
+    found = failures(report)
+    assert ("entry-order", fmt.ENTRIES) in found  # the count differs from the manifest
+    assert ("multiproof", fmt.INCLUSION) in found  # the tiling has a hole
+    tiling = next(f for f in report["failures"] if f["check"] == "multiproof")
+    assert "expected the tiling to continue at leaf" in tiling["detail"]
