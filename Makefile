@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)  ## append, checkpoint, prove, verify and catch tampering on SQLite
+demo: $(STAMP)  ## the whole mission end to end on SQLite (about a minute on 2 cores)
 	$(BIN)/pactledger demo
 
 lint: $(STAMP)  ## ruff, mypy --strict and the import-linter layer contracts

@@ -26,8 +26,10 @@ def print_report(console: Console, figures: dict[str, Any]) -> None:
     console.print(ledger["checkpoint"], markup=False, highlight=False)
     console.print(f"Verifier key: {ledger['vkey']}")
     console.print(
-        f"The demo ledger is kept at {figures['database']}: try the commands in the README's "
-        "walkthrough on it."
+        f"The demo ledger is kept at {figures['database']}. Point the other commands at it "
+        f"with `source {figures['out_dir']}/pactledger.env`, then try the README's walkthrough "
+        "(pactledger verify, provenance, audit residency, chargeback, reconcile, export, "
+        "verify-bundle)."
     )
 
 
@@ -75,7 +77,7 @@ def _summary(figures: dict[str, Any]) -> Panel:
         "erasure",
         f"data subject's key destroyed in {len(erased)} tenant(s), recorded at seq "
         + ", ".join(str(e["seq"]) for e in erased)
-        + f"; {scenario['planted']['erased_subject_requests']} requests now read [erased]",
+        + f"; {scenario['planted']['erased_subject_requests']} requests now read \\[erased]",
     )
     bundle = figures["bundle"]
     mark = "[green]✓ verified offline[/]" if bundle["verified"] else "[red]✗ FAILED[/]"
@@ -128,9 +130,12 @@ def _chargeback(figures: dict[str, Any]) -> Group:
 
 
 def _tranches(figures: dict[str, Any]) -> Table:
-    table = Table(title="Capacity tranches against the estimator", title_justify="left")
+    table = Table(
+        title="Capacity tranches: best benchmark ÷ the estimator's figure, SLA verdict, credit",
+        title_justify="left",
+    )
     table.add_column("tranche", no_wrap=True)
-    for column in ("racks", "delay", "bench/est", "verdict", "credit"):
+    for column in ("racks", "delay", "ratio", "verdict", "credit"):
         table.add_column(column, no_wrap=True)
     for t in figures["tranches"]:
         credit = t["credit"]
@@ -140,7 +145,7 @@ def _tranches(figures: dict[str, Any]) -> Table:
             f"{float(t['max_delay_days']):g} d" if t.get("max_delay_days") else "—",
             f"{Decimal(t['ratio']):.2f}" if t["ratio"] else "—",
             t["verdict"],
-            f"{Decimal(credit['credit_usd']):,.0f} USD" if credit else "—",
+            f"${Decimal(credit['credit_usd']):,.0f}" if credit else "—",
         )
     return table
 

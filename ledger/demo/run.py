@@ -160,7 +160,7 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
 
 
 def _open(options: DemoOptions) -> tuple[Ledger, Projectors, Settings]:
-    out = options.out_dir
+    out = options.out_dir.resolve()  # absolute paths in pactledger.env and the report
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -183,6 +183,7 @@ def _open(options: DemoOptions) -> tuple[Ledger, Projectors, Settings]:
         )
     create_signing_key(settings.signing_key)
     create_kek(settings.kek)
+    _write_env(out / "pactledger.env", settings)
     trigger = (
         compose.projection_trigger(settings, engine, mode="inline")
         if options.broker_url
@@ -195,6 +196,17 @@ def _open(options: DemoOptions) -> tuple[Ledger, Projectors, Settings]:
         vault=Vault(load_kek(settings.kek), SqlSubjectKeys(engine), utc_now),
     )
     return ledger, compose.projectors_for(engine), settings
+
+
+def _write_env(path: Path, settings: Settings) -> None:
+    """``source`` it to point the other commands at the demo's ledger."""
+    lines = [
+        f"export PACTLEDGER_DATABASE_URL='{settings.database_url}'",
+        f"export PACTLEDGER_SIGNING_KEY='{settings.signing_key}'",
+        f"export PACTLEDGER_KEK='{settings.kek}'",
+        f"export PACTLEDGER_ORIGIN='{settings.origin}'",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _bar(console: Console) -> Progress:
@@ -411,7 +423,7 @@ def _figures(
 
 def _shown_url(options: DemoOptions) -> str:
     if options.db_url is None:
-        return f"sqlite:///{options.out_dir / 'pactledger.db'}"
+        return f"sqlite:///{options.out_dir.resolve() / 'pactledger.db'}"
     return make_url(options.db_url).render_as_string(hide_password=True)
 
 
