@@ -50,6 +50,7 @@ class Catalogue:
 
     _models: dict[tuple[str, int], type[Event]] = field(default_factory=dict)
     _upcasters: dict[tuple[str, int], Upcaster] = field(default_factory=dict)
+    _personal: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
 
     def register(self, model: type[Event], *, upcast_from_previous: Upcaster | None = None) -> None:
         """Add a model; a version above 1 needs the upcaster from the version before it."""
@@ -63,6 +64,12 @@ class Catalogue:
                 )
             self._upcasters[(model.TYPE, model.VERSION - 1)] = upcast_from_previous
         self._models[key] = model
+        if model.PERSONAL:
+            if model.SUBJECT not in model.PERSONAL:
+                raise ValueError(f"{model.TYPE}: SUBJECT must name one of its PERSONAL fields")
+            self._personal[model.TYPE] = (model.PERSONAL, model.SUBJECT)
+        else:
+            self._personal.pop(model.TYPE, None)
 
     def types(self) -> list[str]:
         return sorted({event_type for event_type, _ in self._models})
@@ -78,12 +85,7 @@ class Catalogue:
 
     def personal(self, event_type: str) -> tuple[tuple[str, ...], str] | None:
         """The personal fields of a known type and its subject field, or None."""
-        models = [m for (t, _), m in self._models.items() if t == event_type]
-        if not models or not models[0].PERSONAL:
-            return None
-        model = max(models, key=lambda m: m.VERSION)
-        assert model.SUBJECT is not None  # a type with personal fields names its subject
-        return model.PERSONAL, model.SUBJECT
+        return self._personal.get(event_type)  # kept by register: the newest version's
 
     def model(self, event_type: str, version: int) -> type[Event]:
         self.latest(event_type)  # names the type when it is unknown

@@ -192,3 +192,22 @@ def test_a_later_use_moves_last_use_forward() -> None:
         assert batch.save()
     key_id = env.key_id_of(stored["end_user_id"])
     assert keys.get([key_id])[key_id].last_used_at == T0 + timedelta(days=3)
+
+
+def test_the_catalogue_knows_personal_fields_and_refuses_a_subject_outside_them() -> None:
+    from ledger.events import Catalogue, Event, default_catalogue
+
+    assert default_catalogue().personal("InferenceRouted") == (
+        ("end_user_id", "end_user_email", "end_user_note"),
+        "end_user_id",
+    )
+    assert default_catalogue().personal("ResidencyDecided") is None
+
+    class Odd(Event):
+        TYPE = "Odd"
+        PERSONAL = ("email",)
+        SUBJECT = "user"
+        email: str | None = None
+
+    with pytest.raises(ValueError, match="SUBJECT must name one of its PERSONAL"):
+        Catalogue().register(Odd)
