@@ -460,6 +460,10 @@ def translated_errors() -> Iterator[None]:
             raise ConfigurationError(
                 "the database has no pactledger schema: run `pactledger init`"
             ) from None
+        if "database or disk is full" in message:  # SQLITE_FULL: the whole batch rolled back
+            raise StoreUnavailableError(
+                "the disk that holds the database is full: free space on it and retry"
+            ) from exc
         raise StoreUnavailableError(f"the database refused the operation: {message}") from exc
     except sa_exc.ProgrammingError as exc:
         if "does not exist" in str(exc.orig):
