@@ -129,7 +129,7 @@ def wait_for_head(projectors: Projectors, processes: Processes, size: int) -> No
     """Every projector at the last seq (and none in error)."""
     wait_until(
         lambda: set(positions(projectors).values()) == {size - 1},
-        f"the projectors reach seq {size - 1}: {positions(projectors)}",
+        f"the projectors reach seq {size - 1}",
         processes,
         timeout=CATCH_UP_TIMEOUT_S,
     )
