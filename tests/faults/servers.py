@@ -62,8 +62,7 @@ class LedgerHome:
             "PACTLEDGER_KEK": str(self.home / "kek.key"),
             "PACTLEDGER_ORIGIN": ORIGIN,
         }
-        for name in ("PACTLEDGER_BROKER_URL",):  # the CLI projects in-process unless told
-            env.pop(name, None)
+        env.pop("PACTLEDGER_BROKER_URL", None)  # a broker only where a test passes one
         env.update(extra)
         return env
 
