@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from ledger.integrity.merkle import verify_consistency
-from tests.conftest import create_database, database_url, drop_database
+from tests.conftest import IN_CI, create_database, database_url, drop_database
 from tests.domain import price_list, routed
 from tests.faults.servers import LedgerHome, init_ledger
 
@@ -42,7 +42,10 @@ def entry(n: int) -> dict[str, Any]:
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not on PATH: install the PostgreSQL client tools")
+        message = f"{name} is not on PATH: install the PostgreSQL client tools"
+        if IN_CI:
+            pytest.fail(f"{message} (mandatory in CI)")
+        pytest.skip(message)
     return path
 
 
