@@ -76,6 +76,7 @@ def fill(directory: Path, entries: int, batch: int, console: Console) -> None:
     (directory / "key.pem").write_bytes(
         key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     )
+    (directory / "key.pem").chmod(0o600)  # load_signer refuses a key others can read
     engine = make_engine(f"sqlite:///{directory / 'ledger.db'}")
     migrate(engine)
     store = SqlLogStore(engine)

@@ -1,8 +1,8 @@
 """Key files: the checkpoint signing key (an Ed25519 private key in a PKCS#8 PEM file) and
 the key-encryption key for personal data (32 random bytes, base64, one line).
 
-Both are created with mode 0600 and never overwritten. The key-encryption key is refused when
-its file is readable by group or others. The key name in checkpoint signatures is the log's
+Both are created with mode 0600 and never overwritten. Both are refused when their file is
+readable by group or others. The key name in checkpoint signatures is the log's
 origin, as C2SP tlog-checkpoint recommends.
 """
 
@@ -57,10 +57,7 @@ def load_kek(path: Path) -> bytes:
         raise ConfigurationError(
             f"no key-encryption key at {path}: run `pactledger init` or set PACTLEDGER_KEK"
         ) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigurationError(
-            f"{path} is readable by others (mode {stat.S_IMODE(mode):o}): run `chmod 600 {path}`"
-        )
+    _refuse_shared(path, mode)
     try:
         key = base64.b64decode(text.strip(), validate=True)
     except binascii.Error:
@@ -72,6 +69,13 @@ def load_kek(path: Path) -> bytes:
     return key
 
 
+def _refuse_shared(path: Path, mode: int) -> None:
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            f"{path} is readable by others (mode {stat.S_IMODE(mode):o}): run `chmod 600 {path}`"
+        )
+
+
 def _write_private(path: Path, content: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -80,13 +84,18 @@ def _write_private(path: Path, content: bytes) -> None:
 
 
 def load_signer(path: Path, origin: str) -> NoteSigner:
-    """The signer for checkpoints of ``origin`` with the key at ``path``."""
+    """The signer for checkpoints of ``origin`` with the key at ``path``; ConfigurationError
+    if missing, not an Ed25519 PEM key or readable by others."""
     try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
+        mode = path.stat().st_mode
+        pem = path.read_bytes()
     except FileNotFoundError:
         raise ConfigurationError(
             f"no signing key at {path}: run `pactledger init` or set PACTLEDGER_SIGNING_KEY"
         ) from None
+    _refuse_shared(path, mode)
+    try:
+        key = load_pem_private_key(pem, password=None)
     except ValueError as exc:
         raise ConfigurationError(f"{path} is not a PEM private key: {exc}") from None
     if not isinstance(key, Ed25519PrivateKey):

@@ -125,6 +125,7 @@ def api_settings(api_template: Template, tmp_path: Path) -> Settings:
             Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
         )
     )
+    key_path.chmod(0o600)  # load_signer refuses a key others can read
     return Settings(database_url=api_template.url, signing_key=key_path, origin=ORIGIN)
 
 

@@ -111,6 +111,7 @@ def signing_key(path: Path) -> Path:
             Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
         )
     )
+    path.chmod(0o600)  # load_signer refuses a key others can read
     return path
 
 

@@ -119,6 +119,7 @@ def write_lines(path: Path, lines: Sequence[dict[str, Any] | str]) -> Path:
 def write_seeded_key(path: Path, seed: int) -> None:
     key = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
     path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    path.chmod(0o600)  # load_signer refuses a key others can read
 
 
 @pytest.fixture

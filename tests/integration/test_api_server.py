@@ -72,6 +72,7 @@ def server(postgres_url: str, tmp_path: Path) -> Iterator[Server]:
             Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
         )
     )
+    signing_key.chmod(0o600)  # load_signer refuses a key others can read
     port = free_port()
     env = {
         **os.environ,

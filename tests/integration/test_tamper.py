@@ -145,6 +145,7 @@ def world(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     key_path.write_bytes(
         seeded_key(1).private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     )
+    key_path.chmod(0o600)  # load_signer refuses a key others can read
     signer = load_signer(key_path, ORIGIN)
     ledger = Ledger(store=store, signer=signer, clock=TickingClock())
     built = World(url=db_url, engine=make_engine(db_url), signer=signer, ledger=ledger)
