@@ -23,8 +23,9 @@ from ledger.store.sql import SqlLogStore
 from . import errors
 from .fast_ingest import FastIngest
 from .group_commit import GroupCommitter
-from .limits import BodyLimit, RequireCredentials
+from .limits import BodyLimit, RefuseNul, RequireCredentials, StrictJson
 from .metrics import Metrics
+from .rate_limit import RateLimiter
 from .routers import audit, decisions, estimates, events, health, otlp, proofs, reconcile, views
 from .services import Services
 
@@ -95,11 +96,16 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = found
+    limiter = RateLimiter(settings.api_rate_limit)
+    app.state.rate_limiter = limiter
     errors.install(app)
     for module in (events, decisions, otlp, proofs, audit, views, estimates, reconcile, health):
         app.include_router(module.router)
     if fast_ingest:
-        app.add_middleware(FastIngest, services=found)  # innermost: after the two below
+        # innermost: after the three below
+        app.add_middleware(FastIngest, services=found, limiter=limiter)
+    app.add_middleware(StrictJson)
     app.add_middleware(RequireCredentials)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RefuseNul)
     return app

@@ -1,8 +1,9 @@
 """Bearer API keys: who is calling and what they may do (roles in :mod:`ledger.access`).
 
-Missing or bad key → 401 (with ``WWW-Authenticate: Bearer``); a role without the permission →
-403; a tenant outside the key's scope → 403 on writes, 404 on reads (an id of another tenant
-must not be told apart from an id that does not exist).
+Missing or bad key → 401 (with ``WWW-Authenticate: Bearer``); a key over its rate
+(:mod:`api.rate_limit`) → 429 with ``Retry-After``; a role without the permission → 403; a
+tenant outside the key's scope → 403 on writes, 404 on reads (an id of another tenant must not
+be told apart from an id that does not exist).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ledger.access import Permission, Principal, authenticate
 
 from .errors import NO_KEY, ApiError
+from .rate_limit import RateLimiter
 from .services import Services, services
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `pactledger keys create`")
@@ -44,6 +46,9 @@ def principal(permission: Permission) -> Callable[..., Awaitable[Principal]]:
                 "the API key is not valid or was revoked",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+        if limiter is not None:
+            limiter.check(who.key_id)
         if not who.may(permission):
             raise ApiError(403, "forbidden", f"a {who.role.value} key may not {permission.value}")
         if permission is Permission.MIRROR and not who.all_tenants:

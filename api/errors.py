@@ -18,6 +18,7 @@ NotFoundError (also other tenants')    404     not_found
 ConcurrencyError                       409     concurrency_conflict
 IdempotencyConflictError               409     idempotency_conflict
 body or batch too large                413     too_large
+key over its rate limit                429     rate_limited (+ Retry-After)
 StoreUnavailableError                  503     unavailable (+ Retry-After)
 ConfigurationError                     503     not_ready
 IntegrityError                         500     integrity_error
@@ -47,6 +48,7 @@ from ledger.errors import (
 from ledger.estimator.errors import EstimateError
 
 RETRY_AFTER_SECONDS = 2
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
 NO_KEY = "send an API key as 'Authorization: Bearer <key>'"
 
 
@@ -147,6 +149,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
+            # FastAPI's answer to a body it could not decode (not UTF-8, nested too deeply):
+            # the same answer as any other body that is not JSON
+            message = "the body is not valid JSON (not UTF-8, or nested too deeply)"
+            return JSONResponse(error_body(422, "validation_error", message), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status_code, "http_error"
         )

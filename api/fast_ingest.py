@@ -11,7 +11,8 @@ type other than JSON — is handed to the route with its body unread by the rout
 answers with its documented error. The two paths therefore cannot disagree about an error, and
 OpenAPI documents the route as before. It sits inside :class:`api.limits.BodyLimit` and
 :class:`api.limits.RequireCredentials`, so bodies are bounded and anonymous writes refused
-before it runs.
+before it runs. A key over its rate (:mod:`api.rate_limit`) is answered 429 here when this
+path would answer, else by the route; a request is counted once.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ledger.access import CachedKeyStore, Permission, Principal, authenticate_cached
 from ledger.errors import LedgerError
 
-from .errors import ledger_error_response
+from .errors import ApiError, error_body, ledger_error_response
 from .limits import replaying
+from .rate_limit import RateLimiter, rate_limited
 from .schemas.events import EventIn, ReceiptOut
 from .services import Services
 
@@ -32,8 +34,10 @@ PATH = "/v1/events"
 
 
 class FastIngest:
-    def __init__(self, app: ASGIApp, *, services: Services) -> None:
-        self.app, self.services = app, services
+    def __init__(
+        self, app: ASGIApp, *, services: Services, limiter: RateLimiter | None = None
+    ) -> None:
+        self.app, self.services, self.limiter = app, services, limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         keys = self.services.keys
@@ -61,6 +65,11 @@ class FastIngest:
         if writer is None or event is None or not writer.sees(event.tenant):
             await self.app(scope, replaying(body, receive), send)
             return
+        wait = self.limiter.take(writer.key_id) if self.limiter is not None else None
+        if wait is not None:  # counted here only when this path answers: the route counts its own
+            refusal = rate_limited(wait)
+            await _send_api_error(refusal, send)
+            return
         entry = event.entry()
         header_key = headers.get(b"idempotency-key")
         if header_key is not None:
@@ -82,6 +91,23 @@ class FastIngest:
             }
         )
         await send({"type": "http.response.body", "body": answer})
+
+
+async def _send_api_error(refusal: ApiError, send: Send) -> None:
+    answer = orjson.dumps(error_body(refusal.status, refusal.code, refusal.message))
+    extra = [(k.lower().encode(), v.encode()) for k, v in (refusal.headers or {}).items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refusal.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(answer)).encode()),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer})
 
 
 def _writer(keys: CachedKeyStore, headers: dict[bytes, bytes]) -> Principal | None:

@@ -1,10 +1,24 @@
-"""The request body limit, enforced before a body is parsed: a declared Content-Length over
-the limit is refused at once; a body without one (chunked) is read and counted first, refused
-as soon as it passes the limit, and otherwise handed to the app as it came."""
+"""Checks on a request before any route parses it.
+
+* :class:`BodyLimit`: a declared Content-Length over the limit is refused at once; a body
+  without one (chunked) is read and counted first, refused as soon as it passes the limit, and
+  otherwise handed to the app as it came.
+* :class:`RequireCredentials`: an anonymous write is refused before its body is read.
+* :class:`RefuseNul`: a NUL character in the path or a query parameter (``%00``) is refused
+  with 422 ``validation_error`` (``field``: the parameter): no name in the ledger holds one,
+  and PostgreSQL text cannot hold one (the driver would fail the query).
+* :class:`StrictJson`: a JSON body with a duplicate object key (which every JSON parser here
+  would read as "the last one wins", so a reviewer of the bytes and the ledger could disagree
+  on what was sent), nested too deeply to parse, or not UTF-8 is refused with 422
+  ``validation_error`` before a route reads it. Other malformed JSON goes on to the route,
+  which names the character at fault.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -105,3 +119,129 @@ class RequireCredentials:
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
+
+
+class DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return found
+
+
+def json_refusal(body: bytes) -> str | None:
+    """Why ``body`` must be refused before it is parsed for a route, or None."""
+    try:
+        json.loads(body, object_pairs_hook=_unique_keys)
+    except DuplicateKeyError as exc:
+        shown = exc.key if len(exc.key) <= 64 else exc.key[:64] + "…"
+        return f"the body is not valid JSON for the ledger: key {shown!r} twice in one object"
+    except RecursionError:
+        return "the body is not valid JSON for the ledger: nested too deeply"
+    except UnicodeDecodeError:
+        return "the body is not valid JSON: it is not UTF-8 text"
+    except ValueError:  # other malformed JSON: the route says where
+        return None
+    return None
+
+
+class StrictJson:
+    """Refuses the JSON bodies :func:`json_refusal` names (``/v1`` POSTs with a JSON content
+    type and no content encoding; OTLP decodes its own bodies)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _json_post(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        why = json_refusal(body)
+        if why is not None:
+            answer = json.dumps(error_body(422, "validation_error", why)).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 422,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(answer)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": answer})
+            return
+        await self.app(scope, replaying(body, receive), send)
+
+
+def _json_post(scope: Scope) -> bool:
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return False
+    path: str = scope["path"]
+    if not path.startswith("/v1/") or path.startswith("/v1/otlp/"):
+        return False
+    headers: dict[bytes, bytes] = dict(scope["headers"])
+    if b"content-encoding" in headers:
+        return False
+    content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    return content_type == b"application/json" or content_type.endswith(b"+json")
+
+
+class RefuseNul:
+    """Refuses a request with a NUL character in its path or query (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            field = _nul_field(scope)
+            if field is not None:
+                message = "must not contain a NUL character"
+                answer = json.dumps(
+                    error_body(422, "validation_error", message, field=field or None)
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 422,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(answer)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": answer})
+                return
+        await self.app(scope, receive, send)
+
+
+def _nul_field(scope: Scope) -> str | None:
+    """The query parameter holding a NUL, "" for the path, None when there is none."""
+    if "\x00" in scope["path"]:
+        return ""
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" not in query and b"\x00" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "")
+    return None

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         le=100_000,
         description="Most entries in one POST /v1/events:batch (more: 413)",
     )
+    api_rate_limit: float = Field(
+        default=10_000,
+        ge=0,
+        description="Requests per second each API key may make, per API process, with bursts "
+        "of twice as many (more: 429 with Retry-After); 0 turns the limit off",
+    )
     broker_url: str | None = Field(
         default=None,
         description="Celery broker for the projectors, redis://host:6379/0 or "

@@ -62,3 +62,6 @@ def run_action(action: Any) -> Any:
         return action()
     except LedgerError as exc:
         fail(str(exc))
+    except OSError as exc:  # a path argument that cannot be read or written: no traceback
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        fail(f"{where}{exc.strerror or exc}")
