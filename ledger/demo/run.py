@@ -16,7 +16,7 @@ place for the README's walkthrough; a failed step raises a LedgerError naming it
 
 from __future__ import annotations
 
-import shutil
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -161,9 +161,7 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
 
 def _open(options: DemoOptions) -> tuple[Ledger, Projectors, Settings]:
     out = options.out_dir.resolve()  # absolute paths in pactledger.env and the report
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    clear_previous_output(out)
     url = options.db_url or f"sqlite:///{out / 'pactledger.db'}"
     settings = Settings(
         database_url=url,
@@ -196,6 +194,39 @@ def _open(options: DemoOptions) -> tuple[Ledger, Projectors, Settings]:
         vault=Vault(load_kek(settings.kek), SqlSubjectKeys(engine), utc_now),
     )
     return ledger, compose.projectors_for(engine), settings
+
+
+# What a demo run writes into --out; a later run replaces these files and nothing else.
+OUTPUT_FILES = re.compile(
+    r"^(pactledger\.db|tampered\.db)(-wal|-shm|-journal)?$"
+    r"|^(signing-key\.pem|kek\.key|pactledger\.env|checkpoint\.txt)$"
+    r"|^bundle-[A-Za-z0-9._-]+\.zip(\.part)?$"
+)
+
+
+def clear_previous_output(out: Path) -> None:
+    """Make ``out`` an empty directory, deleting only files an earlier demo run wrote there.
+
+    Anything else in it (another file, a folder) refuses the run before anything is deleted:
+    ``--out ~`` or ``--out /`` must never cost a user a byte.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigurationError(f"--out {out} is a file: give a directory for the demo")
+    if out.exists():
+        foreign = [p.name for p in sorted(out.iterdir()) if not _is_output(p)]
+        if foreign:
+            raise ConfigurationError(
+                f"--out {out} holds {len(foreign)} item(s) the demo did not write (first: "
+                f"'{foreign[0]}'): give an empty or new directory; the demo replaces only its "
+                "own output"
+            )
+        for path in out.iterdir():
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _is_output(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink() and OUTPUT_FILES.match(path.name) is not None
 
 
 def _write_env(path: Path, settings: Settings) -> None:
@@ -318,7 +349,12 @@ def tamper_copy(out_dir: Path, *, scenario_seq: int, signer: NoteSigner | None) 
         return {"seq": exc.seq, "kind": exc.kind, "message": str(exc)}
     finally:
         engine.dispose()
-        copy.unlink(missing_ok=True)
+        for leftover in (
+            copy,
+            copy.with_name(copy.name + "-wal"),
+            copy.with_name(copy.name + "-shm"),
+        ):
+            leftover.unlink(missing_ok=True)
     raise IntegrityError("the tampered copy verified: the demo found a bug")
 
 

@@ -170,3 +170,37 @@ def test_the_demo_on_postgresql_with_a_redis_worker(
     finally:
         workers.kill_all()
         next(broker_gen, None)
+
+
+@pytest.mark.parametrize("foreign", ["notes.txt", "subdir"])
+def test_the_demo_never_deletes_what_it_did_not_write(tmp_path: Path, foreign: str) -> None:
+    out = tmp_path / "precious"
+    out.mkdir()
+    keep = out / foreign
+    if foreign == "subdir":
+        keep.mkdir()
+    else:
+        keep.write_text("mine")
+    (out / "pactledger.env").write_text("export X=1\n")  # looks like a demo's, still refused
+    result = run("demo", "--out", str(out), "--requests", "20", "--days", "2")
+    assert result.exit_code == 1
+    assert "the demo did not write" in result.output
+    assert keep.exists()
+    assert (out / "pactledger.env").exists()  # nothing at all was deleted
+
+
+def test_the_demo_replaces_its_own_earlier_output(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    run_demo(DemoOptions(out_dir=out, requests=30, days=2), quiet())
+    first = (out / "checkpoint.txt").read_text()
+    run_demo(DemoOptions(out_dir=out, requests=30, days=2, seed=12), quiet())
+    assert (out / "checkpoint.txt").read_text() != first
+    assert not list(out.glob("tampered.db*"))
+
+
+def test_the_demo_refuses_a_file_as_out(tmp_path: Path) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("mine")
+    result = run("demo", "--out", str(target), "--requests", "20", "--days", "2")
+    assert result.exit_code == 1
+    assert target.read_text() == "mine"
