@@ -68,6 +68,8 @@ def export(
         scope.validated()
     except LedgerError as exc:
         fail(str(exc), 2)
+    if out_file.name in ("", ".", "..") or out_file.is_dir():
+        fail(f"--out: give the zip file to write, e.g. bundle.zip ('{out_file}' is a directory)", 2)
     settings = load_settings()
     ledger = run_action(lambda: open_ledger(settings, need_signer=True))
     assert ledger.signer is not None

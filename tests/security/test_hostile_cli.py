@@ -102,13 +102,7 @@ def test_hostile_path_arguments_fail_cleanly_and_append_nothing(
 @pytest.mark.parametrize(
     "args",
     [
-        pytest.param(
-            ["export", "--out", "."],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="ledger/app/export.py: Path('.').with_name raises ValueError (a traceback)",
-            ),
-        ),
+        ["export", "--out", "."],
         ["export", "--out", "missing/dir/x.zip"],
         ["append", "."],
         ["verify", "--against", "."],
