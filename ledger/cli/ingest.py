@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ledger.errors import ValidationError
+from ledger.integrity.canonical import duplicate_key
 from ledger.log.entry import EntryInput
 
 MAX_REPORTED = 20
@@ -39,7 +40,12 @@ def read_jsonl(path: Path, *, progress: bool) -> tuple[list[EntryInput], list[in
             if not line.strip():
                 continue
             try:
-                inputs.append(EntryInput.model_validate(orjson.loads(line)))
+                parsed = orjson.loads(line)
+                twice = duplicate_key(line)
+                if twice is not None:
+                    problems.append(f"line {number}: key {twice[:64]!r} twice in one object")
+                    continue
+                inputs.append(EntryInput.model_validate(parsed))
                 numbers.append(number)
             except orjson.JSONDecodeError as exc:
                 problems.append(f"line {number}: not JSON ({exc})")

@@ -19,6 +19,7 @@ The walk below checks the domain and picks the fast path only then; a Hypothesis
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -150,3 +151,31 @@ def _explain_text(text: str, path: str) -> None:
         raise ValidationError(
             "string holds a lone surrogate (not valid Unicode)", field=path
         ) from None
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
+    return found
+
+
+def duplicate_key(text: bytes | str) -> str | None:
+    """The first name that occurs twice in one object of the JSON ``text``, or None (also for
+    text that is not JSON: its parser reports that). RFC 8785 (I-JSON) objects have unique
+    names; a reader that kept the last of two would hash what the writer did not mean."""
+    try:
+        json.loads(text, object_pairs_hook=_unique)
+    except _DuplicateKeyError as exc:
+        return str(exc.args[0])
+    except (ValueError, RecursionError):
+        return None
+    return None

@@ -767,3 +767,15 @@ def test_checkpoint_json_carries_the_exact_note(filled: Env) -> None:
     assert data["note"] == text
     assert data["tree_size"] == run_json("head", "--json")["size"]
     assert data["root_hash"] == run_json("head", "--json")["root_hash"]
+
+
+def test_append_refuses_a_line_with_a_key_twice(ready: Env) -> None:
+    entry = {"type": "TrancheDelayed", "stream": "tranche:t1", "tenant": "acme"}
+    line = json.dumps({**entry, "payload": delay(1)})
+    doubled = line[:-1] + ', "tenant": "other"}'  # "tenant" twice: a reader keeps one of them
+    path = ready.tmp / "dup.jsonl"
+    path.write_text(line + "\n" + doubled + "\n", encoding="utf-8")
+    result = run("append", str(path))
+    assert result.exit_code == 1
+    assert "line 2: key 'tenant' twice in one object" in result.output
+    assert head_size() == 0
