@@ -23,12 +23,13 @@ end, read straight from the database:
   entries) every view also equals, row for row, the plain reference computation over the log
   (tests/projections/reference.py), which takes about as long as the ingest itself.
 
-CI runs 50,000 entries: the issue asks for 200,000, but on the shared 2-core machine one run
-of 200,000 takes several minutes (server restarts under load take 5–12 s each, and the ingest
-between them runs at about 1,500 entries/s with server, worker, PostgreSQL and clients on the
-same two cores), far over the CI budget. ``PACTLEDGER_SOAK=1`` runs 1,000,000 entries with the
-full reference comparison; ``PACTLEDGER_SOAK_ENTRIES=N`` any other number. The figures are
-printed (``pytest -s``).
+CI runs 200,000 entries, as the issue asks: measured on the shared 2-core machine under load,
+about 190–200 s of ingest (17 server and about 40 worker kills; a restart takes 2.6–13 s under
+load, and between restarts the ingest runs at about 1,500 entries/s with server, worker,
+PostgreSQL and clients on the same two cores) and 207–225 s for the whole test.
+``PACTLEDGER_SOAK=1`` runs 1,000,000 entries with the full reference comparison (20 min 49 s,
+zero lost, duplicated or reordered); ``PACTLEDGER_SOAK_ENTRIES=N`` any other number. The
+figures are printed (``pytest -s``).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from tests.integration.test_workers import (
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SOAK = os.environ.get("PACTLEDGER_SOAK", "") not in ("", "0")
-ENTRIES = int(os.environ.get("PACTLEDGER_SOAK_ENTRIES", 1_000_000 if SOAK else 50_000))
+ENTRIES = int(os.environ.get("PACTLEDGER_SOAK_ENTRIES", 1_000_000 if SOAK else 200_000))
 REDIS_URL = os.environ.get("PACTLEDGER_TEST_SOAK_REDIS_URL", "redis://127.0.0.1:6379/11")
 TENANT = "acme"
 CLIENTS, BATCH, SINGLE_EVERY = 32, 250, 10
