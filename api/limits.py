@@ -22,6 +22,8 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger.integrity.canonical import DuplicateNameError, unique_names
+
 from .errors import NO_KEY, error_body
 
 
@@ -121,28 +123,11 @@ class RequireCredentials:
         await self.app(scope, receive, send)
 
 
-class DuplicateKeyError(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise DuplicateKeyError(key)
-            seen.add(key)
-    return found
-
-
 def json_refusal(body: bytes) -> str | None:
     """Why ``body`` must be refused before it is parsed for a route, or None."""
     try:
-        json.loads(body, object_pairs_hook=_unique_keys)
-    except DuplicateKeyError as exc:
+        json.loads(body, object_pairs_hook=unique_names)
+    except DuplicateNameError as exc:
         shown = exc.key if len(exc.key) <= 64 else exc.key[:64] + "…"
         return f"the body is not valid JSON for the ledger: key {shown!r} twice in one object"
     except RecursionError:
@@ -176,20 +161,25 @@ class StrictJson:
         body = b"".join(chunks)
         why = json_refusal(body)
         if why is not None:
-            answer = json.dumps(error_body(422, "validation_error", why)).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 422,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(answer)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": answer})
+            await _refuse(send, error_body(422, "validation_error", why))
             return
         await self.app(scope, replaying(body, receive), send)
+
+
+async def _refuse(send: Send, body: dict[str, Any]) -> None:
+    """Answer 422 with the standard error body, before the route (nothing is read or written)."""
+    answer = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 422,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(answer)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer})
 
 
 def _json_post(scope: Scope) -> bool:
@@ -216,20 +206,9 @@ class RefuseNul:
             field = _nul_field(scope)
             if field is not None:
                 message = "must not contain a NUL character"
-                answer = json.dumps(
-                    error_body(422, "validation_error", message, field=field or None)
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 422,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(answer)).encode()),
-                        ],
-                    }
+                await _refuse(
+                    send, error_body(422, "validation_error", message, field=field or None)
                 )
-                await send({"type": "http.response.body", "body": answer})
                 return
         await self.app(scope, receive, send)
 

@@ -153,17 +153,23 @@ def _explain_text(text: str, path: str) -> None:
         ) from None
 
 
-class _DuplicateKeyError(ValueError):
-    pass
+class DuplicateNameError(ValueError):
+    """A JSON object names one member twice (``key`` is the name)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` object hook that refuses a name twice in one object
+    (:class:`DuplicateNameError`)."""
     found = dict(pairs)
     if len(found) != len(pairs):
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise _DuplicateKeyError(key)
+                raise DuplicateNameError(key)
             seen.add(key)
     return found
 
@@ -173,9 +179,9 @@ def duplicate_key(text: bytes | str) -> str | None:
     text that is not JSON: its parser reports that). RFC 8785 (I-JSON) objects have unique
     names; a reader that kept the last of two would hash what the writer did not mean."""
     try:
-        json.loads(text, object_pairs_hook=_unique)
-    except _DuplicateKeyError as exc:
-        return str(exc.args[0])
+        json.loads(text, object_pairs_hook=unique_names)
+    except DuplicateNameError as exc:
+        return exc.key
     except (ValueError, RecursionError):
         return None
     return None
