@@ -228,18 +228,25 @@ class Databases:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 
+    def drop(self, url: str) -> None:
+        """Drop the database at ``url`` (one this object created) now."""
+        name = url.rpartition("/")[2]
+        if name in self.created:
+            self.created.remove(name)
+            self._drop(name)
+
     def drop_all(self) -> None:
         while self.created:
-            name = self.created.pop()
-            try:
-                with self._admin() as conn:
-                    conn.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(name)
-                        )
-                    )
-            except psycopg.Error as exc:
-                self.console.print(f"[red]could not drop database {name}: {exc}[/red]")
+            self._drop(self.created.pop())
+
+    def _drop(self, name: str) -> None:
+        try:
+            with self._admin() as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+        except psycopg.Error as exc:
+            self.console.print(f"[red]could not drop database {name}: {exc}[/red]")
 
     def settle(self) -> None:
         """Flush dirty buffers (CHECKPOINT) so no run pays for the writes of the one before."""

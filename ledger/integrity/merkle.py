@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,23 +62,36 @@ def resolve_nodes(
 ) -> dict[Node, bytes]:
     """Answer a :class:`NodeReader` request from stored subtrees (level >= STORED_MIN_LEVEL)
     and leaf hashes, recomputing the small subtrees in between; missing inputs stay missing."""
-    stored_levels = [n for n in nodes if n[0] >= STORED_MIN_LEVEL]
-    derived = [n for n in nodes if 0 < n[0] < STORED_MIN_LEVEL]
-    wanted_leaves = {index for level, index in nodes if level == 0}
-    for level, index in derived:
-        wanted_leaves.update(range(index << level, (index + 1) << level))
-    result: dict[Node, bytes] = dict(read_stored(stored_levels)) if stored_levels else {}
+    stored_levels, wanted_leaves = node_inputs(nodes)
+    stored = read_stored(stored_levels) if stored_levels else {}
     leaves = read_leaves(wanted_leaves) if wanted_leaves else {}
-    result.update({(0, index): leaves[index] for index, _ in _present(wanted_leaves, leaves)})
-    for level, index in derived:
+    return assemble_nodes(nodes, stored, leaves)
+
+
+def node_inputs(nodes: Collection[Node]) -> tuple[list[Node], set[int]]:
+    """What answering ``nodes`` takes: the stored subtrees among them, and the leaf hashes
+    they and the small subtrees (below STORED_MIN_LEVEL) are made from."""
+    stored_levels = [n for n in nodes if n[0] >= STORED_MIN_LEVEL]
+    wanted_leaves = {index for level, index in nodes if level == 0}
+    for level, index in nodes:
+        if 0 < level < STORED_MIN_LEVEL:
+            wanted_leaves.update(range(index << level, (index + 1) << level))
+    return stored_levels, wanted_leaves
+
+
+def assemble_nodes(
+    nodes: Collection[Node], stored: Mapping[Node, bytes], leaves: Mapping[int, bytes]
+) -> dict[Node, bytes]:
+    """``nodes`` from what :func:`node_inputs` asked for, as far as it was found."""
+    result: dict[Node, bytes] = dict(stored)
+    result.update({(0, index): digest for index, digest in leaves.items()})
+    for level, index in nodes:
+        if not 0 < level < STORED_MIN_LEVEL:
+            continue
         span = range(index << level, (index + 1) << level)
         if all(i in leaves for i in span):
             result[(level, index)] = subtree_hash([leaves[i] for i in span])
     return {node: result[node] for node in nodes if node in result}
-
-
-def _present(indices: Iterable[int], found: Mapping[int, bytes]) -> Iterator[tuple[int, bytes]]:
-    return ((i, found[i]) for i in indices if i in found)
 
 
 def subtree_hash(leaves: Sequence[bytes]) -> bytes:

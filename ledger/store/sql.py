@@ -13,6 +13,7 @@ see SQLAlchemy or psycopg exceptions.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from ledger.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
-from ledger.integrity.merkle import Node, resolve_nodes
+from ledger.integrity.merkle import Node, assemble_nodes, node_inputs
 from ledger.log.entry import EntryInput, EntryLike, Receipt, SealedEntry, utc_now
 from ledger.log.ids import uuid7_batch
 from ledger.log.ports import CheckpointRecord, check_seq, initial_head
@@ -57,6 +58,7 @@ class SqlLogStore:
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
         self._shared: ContextVar[Connection | None] = ContextVar("shared_read", default=None)
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     # --- transactions -------------------------------------------------------------------
 
@@ -80,6 +82,19 @@ class SqlLogStore:
                 yield shared
             return
         with translated_errors(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _one_statement(self) -> Iterator[Connection]:
+        """A connection for a read that is one statement (or several over rows that never
+        change): on PostgreSQL outside a transaction, since one statement sees one snapshot
+        anyway, which saves the BEGIN and ROLLBACK round trips; inside :meth:`reading`, or on
+        SQLite (in-process, no round trips), an ordinary read."""
+        if not self._postgres or self._shared.get() is not None:
+            with self._reading() as conn:
+                yield conn
+            return
+        with translated_errors(), self._autocommit.connect() as conn:
             yield conn
 
     @contextmanager
@@ -253,19 +268,35 @@ class SqlLogStore:
             return entry_of(row)
 
     def iter_entries(self, *, start: int = 0, batch_size: int = 5000) -> Iterator[SealedEntry]:
-        position = start
-        while True:
+        """Every entry from ``start`` in ``seq`` order, read ``batch_size`` at a time.
+
+        On PostgreSQL, outside :meth:`reading`, the next batch is read by a helper thread
+        while the caller works through the current one (the driver releases the GIL while it
+        waits for the server), so a full scan costs about the larger of reading and
+        processing rather than their sum. Entries never change once written, so batches read
+        in separate transactions still form one consistent, gap-free sequence."""
+
+        def read(position: int) -> list[Any]:
             with self._reading() as conn:
-                rows = conn.execute(
-                    ENTRY_SELECT.where(entries.c.seq >= position)
-                    .order_by(entries.c.seq)
-                    .limit(batch_size)
-                ).all()
-            if not rows:
-                return
-            for row in rows:
-                yield entry_of(row)
-            position = rows[-1].seq + 1
+                return list(
+                    conn.execute(
+                        ENTRY_SELECT.where(entries.c.seq >= position)
+                        .order_by(entries.c.seq)
+                        .limit(batch_size)
+                    ).all()
+                )
+
+        if not self._postgres or self._shared.get() is not None:
+            position = start
+            while rows := read(position):
+                yield from map(entry_of, rows)
+                position = rows[-1].seq + 1
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="pactledger-read-ahead") as pool:
+            pending = pool.submit(read, start)
+            while rows := pending.result():
+                pending = pool.submit(read, rows[-1].seq + 1)
+                yield from map(entry_of, rows)
 
     def stream_entries(self, stream: str) -> list[SealedEntry]:
         with self._reading() as conn:
@@ -313,41 +344,36 @@ class SqlLogStore:
         return [entry_of(row) for row in rows]
 
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
-        with self._reading() as conn:
-            return resolve_nodes(
-                nodes,
-                read_stored=lambda wanted: self._stored_nodes(conn, wanted),
-                read_leaves=lambda wanted: self._leaf_hashes(conn, wanted),
-            )
-
-    def _stored_nodes(self, conn: Connection, nodes: Collection[Node]) -> dict[Node, bytes]:
-        """One round trip: a UNION ALL of one index search per level (``level = L AND idx IN
-        (...)``; a row-value IN list would make SQLite scan the table). The statement is
-        written out with the integers inline — they are ints we computed, never input — so
-        no SQL expression is built and compiled per proof, which cost more than the query."""
+        """One round trip for a proof's nodes: a UNION ALL of one index search per level of
+        stored subtrees (``level = L AND idx IN (...)``; a row-value IN list would make SQLite
+        scan the table) and one of leaf hashes (rows of level -1). The statement is written
+        out with the integers inline — they are ints we computed, never input — so no SQL
+        expression is built and compiled per proof, which cost more than the query. Stored
+        nodes and leaves never change once written, so on PostgreSQL the statement runs
+        outside a transaction (no BEGIN and ROLLBACK round trips)."""
+        stored_levels, wanted_leaves = node_inputs(nodes)
         by_level: dict[int, list[int]] = {}
-        for level, index in nodes:
+        for level, index in stored_levels:
             by_level.setdefault(level, []).append(int(index))
         searches = [
             f"SELECT level, idx, hash FROM merkle_nodes WHERE level = {int(level)} "
             f"AND idx IN ({','.join(map(str, chunk))})"
             for level, indices in sorted(by_level.items())
             for chunk in _chunks(sorted(indices))
+        ] + [
+            f"SELECT -1, seq, leaf_hash FROM entries WHERE seq IN ({','.join(map(str, chunk))})"
+            for chunk in _chunks(sorted(int(i) for i in wanted_leaves))
         ]
-        found: dict[Node, bytes] = {}
-        for group in _chunks(searches, 50):
-            for level, index, digest in conn.exec_driver_sql(" UNION ALL ".join(group)):
-                found[(level, index)] = bytes(digest)
-        return found
-
-    def _leaf_hashes(self, conn: Connection, indices: Collection[int]) -> dict[int, bytes]:
-        found: dict[int, bytes] = {}
-        for chunk in _chunks(sorted(int(i) for i in indices)):
-            statement = (
-                f"SELECT seq, leaf_hash FROM entries WHERE seq IN ({','.join(map(str, chunk))})"
-            )
-            found.update({seq: bytes(digest) for seq, digest in conn.exec_driver_sql(statement)})
-        return found
+        stored: dict[Node, bytes] = {}
+        leaves: dict[int, bytes] = {}
+        with self._one_statement() as conn:
+            for group in _chunks(searches, 50):
+                for level, index, digest in conn.exec_driver_sql(" UNION ALL ".join(group)):
+                    if level < 0:
+                        leaves[index] = bytes(digest)
+                    else:
+                        stored[(level, index)] = bytes(digest)
+        return assemble_nodes(nodes, stored, leaves)
 
     def nodes_in(self, level: int, first: int, last: int) -> Mapping[int, bytes]:
         with self._reading() as conn:
