@@ -29,12 +29,8 @@ test: lint  ## lint, then the whole test suite (PostgreSQL tests skip unless CI=
 unit: $(STAMP)  ## the pure core only: no database needed
 	$(BIN)/python -m pytest tests/unit tests/property -q
 
-bench: $(STAMP)  ## ingest (vs COPY), decisions/s, the HTTP API (vs eventsourcing), projectors (vs ingest)
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
-	$(BIN)/python -m benchmarks.ingest
-	$(BIN)/python -m benchmarks.decisions
-	$(BIN)/python -m benchmarks.api
-	$(BIN)/python -m benchmarks.projectors
+bench: $(STAMP)  ## every benchmark beside its peer at 1M entries (~30 min): bench-out/ (JSON, markdown, PNG)
+	$(BIN)/python -m benchmarks --scale $(or $(SCALE),1m) --json bench-out/bench.json
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) demo-out bench-out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -65,7 +65,9 @@ def create_app(
         # the projectors are woken: Celery with a broker, else a thread of this process.
         trigger = projection_trigger(settings, engine, mode="background")
         ledger = Ledger(
-            store=SqlLogStore(engine), after_append=trigger, vault=vault_for(settings, engine)
+            store=SqlLogStore(engine, tree_cache=settings.proof_cache_entries),
+            after_append=trigger,
+            vault=vault_for(settings, engine),
         )
     if keys is None:
         assert engine is not None

@@ -12,11 +12,14 @@ head, commit; the dicts are built before the clock starts). That timed fill is t
 * append cost per entry: the median batch time of the last ``WINDOW`` batches before the
   size, divided by the batch size (the local cost at that size, not an average since 0);
 * inclusion proof time: ``PROOFS_PER_POINT`` proofs of random leaves against a checkpoint
-  signed at that size (mean and p99, each proof checked against the signed root);
+  signed at that size (mean and p99, each proof checked against the signed root), read from
+  PostgreSQL as a one-shot command proves, then from the in-memory copy of the hashes that
+  ``pactledger serve`` proves from (:mod:`ledger.store.tree_cache`; its load time too);
 * verification rate: the whole log audited from PostgreSQL (``Ledger.verify``), entries/s.
 
-A flat append curve and a proof curve that grows with log2(size) are what an RFC 6962 log
-with stored subtrees should show; the PNG plots all three.
+A flat append curve and a proof cost that grows with log2(size) are what an RFC 6962 log with
+stored subtrees should show (from the database the round trip hides the log2 growth; the
+in-memory proofs show it); the PNG plots all three.
 """
 
 from __future__ import annotations
@@ -47,15 +50,35 @@ CURVE = (10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000, 10_000_000)
 
 @dataclass
 class ScalePoint:
-    size: int
+    size: int  # entries in the log (the fill's stop plus the set-up entries)
+    entries: int  # the fill's stop: 10,000, 30,000, …
     append_us_per_entry: float
-    proof_us_mean: float
+    proof_us_mean: float  # read from PostgreSQL, as one-shot commands prove
     proof_us_p99: float
+    memory_proof_us_mean: float  # from the in-memory copy, as `pactledger serve` proves
+    memory_proof_us_p99: float
+    copy_load_seconds: float  # loading that copy: its first proof
     verify_entries_per_s: float
     verify_seconds: float
 
     def to_json(self) -> dict[str, Any]:
         return {key: round(value, 2) for key, value in self.__dict__.items()}
+
+
+def time_proofs(ledger: Ledger, size: int, root: bytes, count: int, seed: int) -> list[float]:
+    """Seconds of each of ``count`` inclusion proofs of random leaves at ``size``, each
+    checked against ``root``, in ascending order."""
+    rng = random.Random(seed)
+    latencies = []
+    for _ in range(count):
+        seq = rng.randrange(size)
+        began = time.perf_counter()
+        proof = ledger.prove_inclusion(seq, size=size)
+        latencies.append(time.perf_counter() - began)
+        if proof.root_hash != root:
+            raise RuntimeError(f"the proof of seq {seq} does not reach the root at {size}")
+    proof.verify()
+    return sorted(latencies)
 
 
 @dataclass
@@ -86,40 +109,46 @@ class GrownLedger:
         return self.filled / sum(self.batch_times)
 
 
-def measure_point(grown: GrownLedger, batches_before: list[float], console: Console) -> ScalePoint:
-    """Append cost, proof time and verification rate at the ledger's current size."""
+def measure_point(
+    grown: GrownLedger, entries: int, batches_before: list[float], console: Console
+) -> ScalePoint:
+    """Append cost, proof time (database and in-memory copy) and verification rate at the
+    ledger's current size."""
     ledger = grown.ledger
     record = ledger.checkpoint()
-    size = record.tree_size
+    size, root = record.tree_size, record.root_hash
     window = sorted(batches_before[-WINDOW:])
-    append_us = 1e6 * statistics.median(window) / BATCH
-    rng = random.Random(size)
-    latencies = []
-    for _ in range(PROOFS_PER_POINT):
-        seq = rng.randrange(size)
+    from_database = time_proofs(ledger, size, root, PROOFS_PER_POINT, seed=size)
+    copy = SqlLogStore(grown.store.engine, tree_cache=size)
+    try:
+        served = Ledger(store=copy)
         began = time.perf_counter()
-        proof = ledger.prove_inclusion(seq, size=size)
-        latencies.append(time.perf_counter() - began)
-        if proof.root_hash != record.root_hash:
-            raise RuntimeError(f"the proof of seq {seq} does not reach the checkpoint at {size}")
-    proof.verify()
+        served.prove_inclusion(0, size=size)  # loads the copy
+        load_s = time.perf_counter() - began
+        from_memory = time_proofs(served, size, root, PROOFS_PER_POINT, seed=size)
+    finally:
+        copy.close()
     began = time.perf_counter()
     report = ledger.verify()
     verify_s = time.perf_counter() - began
     if report.size != size:
         raise RuntimeError(f"verify audited {report.size} entries, not {size}")
-    latencies.sort()
     point = ScalePoint(
         size=size,
-        append_us_per_entry=append_us,
-        proof_us_mean=1e6 * statistics.fmean(latencies),
-        proof_us_p99=1e6 * percentile(latencies, 0.99),
+        entries=entries,
+        append_us_per_entry=1e6 * statistics.median(window) / BATCH,
+        proof_us_mean=1e6 * statistics.fmean(from_database),
+        proof_us_p99=1e6 * percentile(from_database, 0.99),
+        memory_proof_us_mean=1e6 * statistics.fmean(from_memory),
+        memory_proof_us_p99=1e6 * percentile(from_memory, 0.99),
+        copy_load_seconds=load_s,
         verify_entries_per_s=size / verify_s,
         verify_seconds=verify_s,
     )
     console.print(
-        f"  at {size:,} entries: append {point.append_us_per_entry:.1f} µs/entry, proof "
-        f"{point.proof_us_mean:.0f} µs (p99 {point.proof_us_p99:.0f}), verify "
+        f"  at {size:,} entries: append {point.append_us_per_entry:.1f} µs/entry; proof "
+        f"{point.proof_us_mean:.0f} µs from the database, {point.memory_proof_us_mean:.0f} µs "
+        f"from memory (copy loaded in {load_s:.2f} s); verify "
         f"{point.verify_entries_per_s:,.0f} entries/s",
         highlight=False,
     )
@@ -162,7 +191,7 @@ def grow_ledger(databases: Databases, directory: Path, size: int, console: Conso
                 progress.update(task, advance=count, rate=rate)
             if stop in CURVE or stop == size:
                 progress.stop()
-                grown.points.append(measure_point(grown, grown.batch_times, console))
+                grown.points.append(measure_point(grown, stop, grown.batch_times, console))
                 progress.start()
     if store.head().size != grown.size:
         raise RuntimeError(f"the log holds {store.head().size} entries, not {grown.size}")
@@ -183,14 +212,22 @@ def plot(points: list[dict[str, Any]], out: Path, title: str) -> None:
     append.set_title("append cost per entry (batches of 1,000)")
     append.set_ylabel("µs per entry")
     append.set_ylim(bottom=0, top=max(p["append_us_per_entry"] for p in points) * 1.5)
-    proof.plot(sizes, [p["proof_us_mean"] for p in points], "o-", label="mean", color="tab:green")
-    proof.plot(sizes, [p["proof_us_p99"] for p in points], "s--", label="p99", color="tab:olive")
+    proof.plot(
+        sizes, [p["proof_us_mean"] for p in points], "o-", label="database, mean", color="tab:green"
+    )
+    proof.plot(
+        sizes,
+        [p["memory_proof_us_mean"] for p in points],
+        "o-",
+        label="in-memory copy, mean",
+        color="tab:purple",
+    )
     first = points[0]
-    guide = [first["proof_us_mean"] * math.log2(s) / math.log2(first["size"]) for s in sizes]
+    guide = [first["memory_proof_us_mean"] * math.log2(s) / math.log2(first["size"]) for s in sizes]
     proof.plot(sizes, guide, ":", color="grey", label="∝ log2(size)")
-    proof.set_title("inclusion proof (PostgreSQL)")
-    proof.set_ylabel("µs per proof")
-    proof.set_ylim(bottom=0)
+    proof.set_title("inclusion proof")
+    proof.set_ylabel("µs per proof (log scale)")
+    proof.set_yscale("log")
     proof.legend()
     verify.plot(sizes, [p["verify_entries_per_s"] for p in points], "o-", color="tab:red")
     verify.set_title("full verification")

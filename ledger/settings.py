@@ -56,6 +56,13 @@ class Settings(BaseSettings):
         description="Requests per second each API key may make, per API process, with bursts "
         "of twice as many (more: 429 with Retry-After); 0 turns the limit off",
     )
+    proof_cache_entries: int = Field(
+        default=4_194_304,
+        ge=0,
+        description="`pactledger serve` proves from an in-memory copy of the Merkle hashes of "
+        "up to this many entries (36 bytes each: 4,194,304 is about 150 MB per API process), "
+        "loaded on first use; larger logs' further entries, or 0, read the database",
+    )
     broker_url: str | None = Field(
         default=None,
         description="Celery broker for the projectors, redis://host:6379/0 or "

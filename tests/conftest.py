@@ -101,10 +101,16 @@ def sqlite_url(tmp_path: object) -> str:
     return f"sqlite:///{tmp_path}/ledger.db"
 
 
-def open_sql_store(url: str, *, clock: Callable[[], datetime] | None = None) -> SqlLogStore:
+def open_sql_store(
+    url: str, *, clock: Callable[[], datetime] | None = None, tree_cache: int = 0
+) -> SqlLogStore:
     engine = make_engine(url)
     migrate(engine)
-    store = SqlLogStore(engine, clock=clock) if clock else SqlLogStore(engine)
+    store = (
+        SqlLogStore(engine, clock=clock, tree_cache=tree_cache)
+        if clock
+        else SqlLogStore(engine, tree_cache=tree_cache)
+    )
     store.initialize(ORIGIN)
     return store
 
