@@ -445,7 +445,9 @@ def export(run: Run) -> Rows:
             ours["entries_per_s"],
             peer="zip floor (the entry bytes into one deflated zip member)",
             peer_value=count / floor_s,
-            peak_rss_mib=ours["peak_rss_mib"],
+            # VmHWM: the child's own high-water mark (ru_maxrss would carry this process's
+            # over fork + exec, benchmarks/export.py)
+            peak_rss_mib=ours["vm_hwm_mib"],
             bundle_mib=ours["bundle_mib"],
             seconds=ours["seconds"],
         )

@@ -37,7 +37,7 @@ from ledger.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
-from ledger.integrity.merkle import Node, assemble_nodes, node_inputs
+from ledger.integrity.merkle import Node, Range, assemble_nodes, node_inputs
 from ledger.log.entry import EntryInput, EntryLike, Receipt, SealedEntry, utc_now
 from ledger.log.ids import uuid7_batch
 from ledger.log.ports import CheckpointRecord, check_seq, initial_head
@@ -384,6 +384,12 @@ class SqlLogStore:
         with self._reading() as conn:
             rows = conn.execute(query.order_by(entries.c.seq).limit(limit)).all()
         return [entry_of(row) for row in rows]
+
+    def read_ranges(self, ranges: Sequence[Range]) -> Sequence[bytes] | None:
+        """Whole ranges from the in-memory copy of the tree, where there is one (see
+        :class:`~ledger.integrity.merkle.RangeReader`); None sends the caller to
+        :meth:`read_nodes`."""
+        return None if self._tree is None else self._tree.ranges(ranges)
 
     def read_nodes(self, nodes: Collection[Node]) -> Mapping[Node, bytes]:
         """One round trip for a proof's nodes: a UNION ALL of one index search per level of

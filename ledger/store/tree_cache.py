@@ -25,13 +25,22 @@ Guarantees:
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Collection, Sequence
 
-from ledger.integrity.merkle import STORED_MIN_LEVEL, Node, subtree_hash
+from ledger.integrity.merkle import (
+    NODE_PREFIX,
+    STORED_MIN_LEVEL,
+    Node,
+    Range,
+    fold_right,
+    range_nodes,
+)
 
 HASH = 32
 LOAD_CHUNK = 100_000  # rows per read while growing
+RIGHT_EDGE_MEMO = 4_096  # hashes of incomplete ranges kept (a tree size has log2(size) of them)
 
 ReadLeaves = Callable[[int, int], Sequence[bytes]]
 """``(first, end)``: the leaf hashes of seq ``first .. end-1`` in order (fewer on a gap)."""
@@ -44,8 +53,9 @@ class TreeCache:
         self.limit = limit
         self._read_leaves = read_leaves
         self._read_level = read_level
-        self._leaves = bytearray()
-        self._levels: dict[int, bytearray] = {}
+        # level -> the hashes of its complete subtrees from index 0, packed; level 0: leaves
+        self._levels: dict[int, bytearray] = {0: bytearray()}
+        self._right_edge: dict[Range, bytes] = {}
         self._size = 0
         self._lock = threading.Lock()
 
@@ -62,22 +72,35 @@ class TreeCache:
         extent = max((index + 1) << level for level, index in nodes)
         if extent > self._size and not self._grow(extent):
             return None
-        leaves = self._leaves
-        found: dict[Node, bytes] = {}
-        for level, index in nodes:
-            if level >= STORED_MIN_LEVEL:
-                found[(level, index)] = bytes(
-                    self._levels[level][index * HASH : (index + 1) * HASH]
-                )
-            elif level == 0:
-                found[(0, index)] = bytes(leaves[index * HASH : (index + 1) * HASH])
-            else:
-                first, end = index << level, (index + 1) << level
-                block = leaves[first * HASH : end * HASH]
-                found[(level, index)] = subtree_hash(
-                    [bytes(block[i : i + HASH]) for i in range(0, len(block), HASH)]
-                )
-        return found
+        return {(level, index): self._node(level, index) for level, index in nodes}
+
+    def ranges(self, ranges: Sequence[Range]) -> list[bytes] | None:
+        """The hash of each leaf range (ranges of the RFC 9162 recursion, as proofs ask for
+        them), or None as for :meth:`nodes`. A complete subtree is one lookup; an incomplete
+        range (it ends at a tree size) is folded once and remembered."""
+        extent = max([end for _, end in ranges])
+        if extent > self._size and not self._grow(extent):
+            return None
+        levels = self._levels
+        hashes = []
+        for start, end in ranges:
+            width = end - start
+            if width and width & (width - 1) == 0:  # a power of two: aligned in the recursion
+                level = width.bit_length() - 1
+                offset = (start >> level) * HASH
+                hashes.append(bytes(levels[level][offset : offset + HASH]))
+                continue
+            folded = self._right_edge.get((start, end))
+            if folded is None:
+                folded = fold_right([self._node(*node) for node in range_nodes(start, end)])
+                if len(self._right_edge) >= RIGHT_EDGE_MEMO:
+                    self._right_edge.clear()
+                self._right_edge[(start, end)] = folded
+            hashes.append(folded)
+        return hashes
+
+    def _node(self, level: int, index: int) -> bytes:
+        return bytes(self._levels[level][index * HASH : (index + 1) * HASH])
 
     def _grow(self, extent: int) -> bool:
         if extent > self.limit:
@@ -93,7 +116,26 @@ class TreeCache:
                 if len(chunk) != end - first:
                     return False
                 leaves += b"".join(chunk)
-            grown: dict[int, bytearray] = {}
+            grown: dict[int, bytearray] = {0: leaves}
+            # Levels 1 to 3 are not stored (ledger.integrity.merkle.STORED_MIN_LEVEL): hash
+            # them here, each from the level below, old and new hashes alike.
+            below = bytes(self._levels[0][(start >> 3 << 3) * HASH :]) + leaves
+            offset = start >> 3 << 3
+            for level in range(1, STORED_MIN_LEVEL):
+                have, want = start >> level, extent >> level
+                first_child = 2 * have - offset
+                grown[level] = bytearray(
+                    b"".join(
+                        hashlib.sha256(
+                            NODE_PREFIX + below[child * HASH : (child + 2) * HASH]
+                        ).digest()
+                        for child in range(first_child, 2 * want - offset, 2)
+                    )
+                )
+                offset >>= 1
+                below = bytes(self._levels.get(level, bytearray())[offset * HASH :]) + bytes(
+                    grown[level]
+                )
             level = STORED_MIN_LEVEL
             while extent >> level:
                 have, want = start >> level, extent >> level
@@ -102,7 +144,6 @@ class TreeCache:
                     return False
                 grown[level] = bytearray(b"".join(hashes))
                 level += 1
-            self._leaves += leaves
             for level, packed in grown.items():
                 self._levels.setdefault(level, bytearray()).extend(packed)
             self._size = extent

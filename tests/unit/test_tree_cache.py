@@ -14,6 +14,7 @@ from ledger.integrity.merkle import (
     CompactRange,
     Node,
     consistency_ranges,
+    fold_right,
     inclusion_ranges,
     leaf_hash,
     range_nodes,
@@ -133,3 +134,24 @@ def test_concurrent_readers_see_only_complete_hashes() -> None:
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_whole_ranges_equal_the_folded_rows_as_the_log_grows() -> None:
+    rows = Rows()
+    cache = cache_over(rows)
+    rng = random.Random(6962)
+    for step in (3, 5, 8, 1, 40, 250, 700):
+        rows.grow(step)
+        size = len(rows.leaves)
+        for _ in range(30):
+            index, first = rng.randrange(size), rng.randrange(size + 1)
+            for ranges in (
+                [*inclusion_ranges(index, size), (0, size), (index, index + 1)],
+                [*consistency_ranges(first, size), (0, first), (0, size)],
+            ):
+                expected = [
+                    fold_right(list(rows.truth(range_nodes(start, end)).values()))
+                    for start, end in ranges
+                ]
+                assert cache.ranges(ranges) == expected
+                assert cache.ranges(ranges) == expected  # the remembered right edges too
