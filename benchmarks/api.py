@@ -507,7 +507,14 @@ def free_port() -> int:
 class Server:
     """``pactledger serve`` in a subprocess of its own session, output to a log file."""
 
-    def __init__(self, database_url: str, signing_key: Path, workers: int, log: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        signing_key: Path,
+        workers: int,
+        log: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -520,6 +527,7 @@ class Server:
             # measured by benchmarks.projectors; here it would compete for the two cores.
             "PACTLEDGER_BROKER_URL": "",
             "PACTLEDGER_PROJECT_IN_PROCESS": "false",
+            **(env or {}),
         }
         command = [sys.executable, "-c", "from ledger.cli.main import app; app()"]
         with log.open("wb") as output:

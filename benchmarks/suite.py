@@ -360,7 +360,14 @@ def inclusion_proofs(run: Run) -> Rows:
 def provenance(run: Run) -> Rows:
     grown = run.ledger()
     api.analyze(grown.url)
-    server = api.Server(grown.url, grown.signing_key, 1, run.directory / "provenance.log")
+    server = api.Server(
+        grown.url,
+        grown.signing_key,
+        1,
+        run.directory / "provenance.log",
+        # the server's in-memory proof copy holds the whole ledger at every scale
+        env={"PACTLEDGER_PROOF_CACHE_ENTRIES": str(max(grown.size, 2_097_152))},
+    )
     try:
         server.wait_ready()
         run.databases.settle()

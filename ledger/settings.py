@@ -57,11 +57,11 @@ class Settings(BaseSettings):
         "of twice as many (more: 429 with Retry-After); 0 turns the limit off",
     )
     proof_cache_entries: int = Field(
-        default=4_194_304,
+        default=2_097_152,
         ge=0,
         description="`pactledger serve` proves from an in-memory copy of the Merkle hashes of "
-        "up to this many entries (36 bytes each: 4,194,304 is about 150 MB per API process), "
-        "loaded on first use; larger logs' further entries, or 0, read the database",
+        "logs of up to this many entries (64 bytes each: 2,097,152 is 128 MB per API "
+        "process), loaded on first use; proofs in a larger log, or with 0, read the database",
     )
     broker_url: str | None = Field(
         default=None,

@@ -63,7 +63,7 @@ class SqlLogStore:
         tree_cache: int = 0,
     ) -> None:
         """``tree_cache``: prove from an in-memory copy of the Merkle hashes of up to this
-        many entries (:mod:`ledger.store.tree_cache`; 36 bytes an entry); 0 reads every
+        many entries (:mod:`ledger.store.tree_cache`; 64 bytes an entry); 0 reads every
         proof's hashes from the database. Long-running servers set it, one-shot commands
         do not (their first proof would load the copy for one answer)."""
         self.engine = engine

@@ -17,8 +17,9 @@ Guarantees:
   the caller reads the database, which names what is missing. Nothing partial is kept: a
   failed growth leaves the copy as it was.
 * ``pactledger verify`` never reads it: an audit recomputes everything from the rows.
-* Memory: 32 bytes per leaf plus about 4 per leaf for the stored subtrees (1,000,000
-  entries: about 36 MB), never more than for ``limit`` leaves.
+* Memory: 64 bytes per leaf: its hash (32), the levels 1 to 3 that are not stored but
+  hashed here at load (28), the stored subtrees (4); 1,000,000 entries take 64 MB, and
+  never more than ``limit`` leaves are held.
 * Safe for concurrent readers: growth happens under a lock and the copy's size is raised only
   after every level holds its new hashes.
 """
