@@ -19,6 +19,7 @@ from ledger.settings import Settings
 from ledger.store.engine import make_engine
 from ledger.store.keys import SqlKeyStore
 from ledger.store.sql import SqlLogStore
+from ledger.store.verifications import SqlVerificationLog
 
 from . import errors
 from .fast_ingest import FastIngest
@@ -28,6 +29,8 @@ from .metrics import Metrics
 from .rate_limit import RateLimiter
 from .routers import audit, decisions, estimates, events, health, otlp, proofs, reconcile, views
 from .services import Services
+from .web import routes as web
+from .web.session import Sessions
 
 DESCRIPTION = """\
 A verifiable ledger of AI inference governance events: every routed request, residency
@@ -77,7 +80,16 @@ def create_app(
     projectors = (
         None if engine is None else projectors_for(engine, batch_size=settings.project_batch)
     )
-    found = Services(settings, engine, ledger, keys, committer, metrics, projectors)
+    found = Services(
+        settings,
+        engine,
+        ledger,
+        keys,
+        committer,
+        metrics,
+        projectors,
+        verifications=None if engine is None else SqlVerificationLog(engine),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -103,6 +115,10 @@ def create_app(
     errors.install(app)
     for module in (events, decisions, otlp, proofs, audit, views, estimates, reconcile, health):
         app.include_router(module.router)
+    app.state.sessions = Sessions.from_text(
+        settings.session_secret.get_secret_value() if settings.session_secret else None
+    )
+    web.install(app)
     if fast_ingest:
         # innermost: after the three below
         app.add_middleware(FastIngest, services=found, limiter=limiter)

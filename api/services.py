@@ -14,6 +14,7 @@ from ledger.access import KeyStore
 from ledger.app.projection import Projectors
 from ledger.app.published import read_policies
 from ledger.app.service import Ledger
+from ledger.log.ports import VerificationLog
 from ledger.policy import PolicyRef, PolicySet
 from ledger.settings import Settings
 
@@ -30,6 +31,7 @@ class Services:
     committer: GroupCommitter
     metrics: Metrics
     projectors: Projectors | None = None  # the views; None when built without a database
+    verifications: VerificationLog | None = None  # the record of verifications (dashboard)
     _policies: tuple[tuple[PolicyRef, ...], PolicySet] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests per second each API key may make, per API process, with bursts "
         "of twice as many (more: 429 with Retry-After); 0 turns the limit off",
+    )
+    verifier_key: str | None = Field(
+        default=None,
+        description="Verifier key (vkey, from `pactledger key show`) of the checkpoints, for "
+        "a server that verifies the log (the dashboard's 'verify now') without holding the "
+        "signing key",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that seals the dashboard's sign-in cookies (any long random text); "
+        "`pactledger serve` makes one for its workers when unset, so a restart signs everyone "
+        "out. Set it to keep sessions across restarts and servers",
     )
     proof_cache_entries: int = Field(
         default=2_097_152,

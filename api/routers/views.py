@@ -4,8 +4,6 @@ log), shows only the caller's tenants, and says how far behind the log the views
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -17,8 +15,6 @@ from ledger.app import views as queries
 from ledger.app.projection import Projectors
 from ledger.errors import ConfigurationError
 from ledger.log.entry import utc_now
-from ledger.projections.chargeback import DIMENSIONS, MEASURES
-from ledger.projections.focus import write_focus_csv
 
 from ..auth import principal
 from ..services import Services, services
@@ -119,16 +115,9 @@ def chargeback(
             "lag_entries": _lag(projectors, ("chargeback",))["chargeback"],
         }
     rows = queries.chargeback_rows(projectors.views, month=month, tenants=tenants)
-    buffer = io.StringIO(newline="")
-    if format == "focus":
-        write_focus_csv(rows, buffer)
-    else:
-        writer = csv.DictWriter(buffer, fieldnames=[*DIMENSIONS, *MEASURES], lineterminator="\r\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    name = f"chargeback-{month or 'all'}{'-focus' if format == 'focus' else ''}.csv"
+    text, name = queries.chargeback_csv(rows, focus=format == "focus", month=month)
     return Response(
-        buffer.getvalue(),
+        text,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

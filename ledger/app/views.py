@@ -7,6 +7,8 @@ are plain JSON-able dicts in a stable order.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -17,8 +19,9 @@ from typing import Any, Protocol
 from ledger.app.audit_queries import utc_instant
 from ledger.errors import ValidationError
 from ledger.log.entry import format_time
-from ledger.projections.chargeback import DIMENSIONS, add_money, decimal_text
+from ledger.projections.chargeback import DIMENSIONS, MEASURES, add_money, decimal_text
 from ledger.projections.compliance import STATUSES, VIOLATIONS
+from ledger.projections.focus import write_focus_csv
 
 CHARGEBACK_GROUPS = (
     "business_unit",
@@ -268,3 +271,18 @@ def _gpu_hours(
 def _text_time(moment: datetime | None, field: str) -> str | None:
     utc = utc_instant(moment, field)
     return None if utc is None else format_time(utc)
+
+
+def chargeback_csv(
+    rows: Sequence[Mapping[str, Any]], *, focus: bool, month: str | None
+) -> tuple[str, str]:
+    """The chargeback view's daily ``rows`` as CSV: FinOps FOCUS 1.2 columns (``focus``) or the
+    view's own; returns (text, file name)."""
+    buffer = io.StringIO(newline="")
+    if focus:
+        write_focus_csv(rows, buffer)
+    else:
+        writer = csv.DictWriter(buffer, fieldnames=[*DIMENSIONS, *MEASURES], lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue(), f"chargeback-{month or 'all'}{'-focus' if focus else ''}.csv"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import typer
@@ -117,13 +118,18 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs) with uvicorn.
+    """Serve the HTTP API (OpenAPI docs at /docs) and the dashboard (/ui/) with uvicorn.
 
     Uses the same PACTLEDGER_* settings as the CLI; run `pactledger init` first and create
     keys with `pactledger keys create`.
     """
+    import secrets
+
     import uvicorn
 
+    # One session secret for every worker process (each would draw its own otherwise, and a
+    # dashboard cookie sealed by one would be refused by the others).
+    os.environ.setdefault("PACTLEDGER_SESSION_SECRET", secrets.token_urlsafe(32))
     uvicorn.run(
         "api.app:create_app", factory=True, host=host, port=port, workers=workers,
         log_level="info", access_log=access_log, proxy_headers=False,

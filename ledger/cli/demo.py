@@ -9,10 +9,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ledger.access import Role, create_key
 from ledger.demo.report import print_report, write_plots
-from ledger.demo.run import DemoOptions, run_demo
+from ledger.demo.run import DemoOptions, demo_settings, run_demo
+from ledger.log.entry import utc_now
+from ledger.settings import Settings
+from ledger.store.engine import make_engine
+from ledger.store.keys import SqlKeyStore
 
 from .common import JsonFlag, fail, out, print_json, run_action
+
+VIEWER_TENANT = "contoso-eu"  # the demo's EU tenant: its viewer sees nothing of the others
 
 
 def demo(
@@ -37,6 +44,15 @@ def demo(
         Path | None,
         typer.Option("--plot", help="Write PNG charts here (chargeback, throughput per tranche)."),
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then serve the dashboard (and the API) on the demo's ledger until Ctrl-C, "
+            "with an auditor and a one-tenant viewer key to sign in with.",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port of --serve (on 127.0.0.1).")] = 8000,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the whole mission end to end on a realistic enterprise scenario.
@@ -75,3 +91,41 @@ def demo(
     print_report(console, figures)
     for path in figures.get("plots", []):
         console.print(f"chart: {path}")
+    if serve:
+        serve_dashboard(demo_settings(options), port, console)
+
+
+def serve_dashboard(settings: Settings, port: int, console: Console) -> None:
+    """Serve ``pactledger serve`` on the demo's ledger, printing where and how to sign in."""
+    import uvicorn
+
+    engine = make_engine(settings.database_url)
+    keys = SqlKeyStore(engine)
+    now = utc_now()
+    auditor, _ = create_key(
+        keys, role=Role.AUDITOR, tenants=[], all_tenants=True, name="demo auditor", now=now
+    )
+    viewer, _ = create_key(
+        keys,
+        role=Role.VIEWER,
+        tenants=[VIEWER_TENANT],
+        all_tenants=False,
+        name=f"demo viewer of {VIEWER_TENANT}",
+        now=now,
+    )
+    engine.dispose()
+    os.environ.update(
+        PACTLEDGER_DATABASE_URL=settings.database_url,
+        PACTLEDGER_SIGNING_KEY=str(settings.signing_key),
+        PACTLEDGER_KEK=str(settings.kek),
+        PACTLEDGER_ORIGIN=settings.origin,
+    )
+    console.print(
+        f"\n[bold]Dashboard:[/] http://127.0.0.1:{port}/ui/  (API docs: /docs; Ctrl-C stops)\n"
+        f"  sign in as an auditor of every tenant: [cyan]{auditor}[/]\n"
+        f"  or as a viewer of {VIEWER_TENANT} only:   [cyan]{viewer}[/]",
+        highlight=False,
+    )
+    uvicorn.run(
+        "api.app:create_app", factory=True, host="127.0.0.1", port=port, log_level="warning"
+    )

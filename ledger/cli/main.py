@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ledger.app.keys import create_kek, create_signing_key, load_kek, load_signer
 from ledger.app.personal_data import reveal
+from ledger.app.verification import verify_and_record
 from ledger.errors import ConfigurationError, LedgerError, TamperedLogError
 from ledger.events import default_catalogue
 from ledger.integrity.note import NoteVerifier
@@ -25,6 +26,7 @@ from ledger.log.audit import AuditReport
 from ledger.settings import Settings
 from ledger.store.engine import make_engine, migrate
 from ledger.store.sql import SqlLogStore
+from ledger.store.verifications import SqlVerificationLog
 
 from .access import keys_app, serve
 from .bundle import export, verify_bundle_command
@@ -365,6 +367,7 @@ def _verify(
     settings: Settings, against: list[Path], trusted_keys: list[str], *, show_progress: bool
 ) -> AuditReport:
     ledger = open_ledger(settings)
+    assert isinstance(ledger.store, SqlLogStore)
     trusted = [NoteVerifier.from_vkey(key) for key in trusted_keys]
     notes = []
     for path in against:
@@ -376,13 +379,19 @@ def _verify(
     columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True, disable=not show_progress) as bar:
         task = bar.add_task("verifying", total=size)
-        return ledger.verify(
+        recorded = verify_and_record(
+            ledger,
+            SqlVerificationLog(ledger.store.engine),
+            "cli",
             external_notes=notes,
             trusted=trusted,
             progress=lambda done: (
                 bar.update(task, completed=done) if done % 1000 == 0 or done == size else None
             ),
         )
+    if recorded.record_failed:
+        err.print(f"[yellow]note:[/] this run could not be recorded: {recorded.record_failed}")
+    return recorded.report
 
 
 @events_app.command("list")

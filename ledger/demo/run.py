@@ -159,17 +159,23 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     return figures
 
 
-def _open(options: DemoOptions) -> tuple[Ledger, Projectors, Settings]:
+def demo_settings(options: DemoOptions) -> Settings:
+    """The settings of the demo's ledger (what ``pactledger.env`` exports)."""
     out = options.out_dir.resolve()  # absolute paths in pactledger.env and the report
-    clear_previous_output(out)
-    url = options.db_url or f"sqlite:///{out / 'pactledger.db'}"
-    settings = Settings(
-        database_url=url,
+    return Settings(
+        database_url=options.db_url or f"sqlite:///{out / 'pactledger.db'}",
         signing_key=out / "signing-key.pem",
         kek=out / "kek.key",
         origin=ORIGIN,
         broker_url=options.broker_url,
     )
+
+
+def _open(options: DemoOptions) -> tuple[Ledger, Projectors, Settings]:
+    out = options.out_dir.resolve()
+    clear_previous_output(out)
+    settings = demo_settings(options)
+    url = settings.database_url
     engine = make_engine(url)
     migrate(engine)
     store = SqlLogStore(engine)

@@ -33,6 +33,28 @@ class CheckpointRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class VerificationRun:
+    """One full verification of the log: when, over what, and what it found."""
+
+    started_at: datetime
+    finished_at: datetime
+    tree_size: int
+    root_hash: bytes | None  # None when it failed before reaching the end
+    ok: bool
+    kind: str | None  # the failure's kind (TamperedLogError.kind), or "error"
+    error: str | None
+    source: str  # "cli", "dashboard:<key id>", …
+
+
+class VerificationLog(Protocol):
+    """Port: where verification runs are recorded."""
+
+    def record(self, run: VerificationRun) -> None: ...
+
+    def latest(self) -> VerificationRun | None: ...
+
+
 class LogStore(Protocol):
     def reading(self) -> AbstractContextManager[None]:
         """Reads made inside the block by this thread share one transaction (on SQL, one

@@ -9,6 +9,7 @@ table                       grants                           why
 ==========================  ===============================  =================================
 entries                     SELECT, INSERT                   the log: appended, never changed
 merkle_nodes, checkpoints   SELECT, INSERT                   written once per subtree / note
+verification_runs           SELECT, INSERT                   a record of each verification
 ledger_head                 SELECT, INSERT, UPDATE           the head row moves on each append
 api_keys                    SELECT, INSERT, UPDATE           ``keys revoke`` sets revoked_at
 subject_keys                SELECT, INSERT, UPDATE           erasure nulls the wrapped key
@@ -33,7 +34,7 @@ from ledger.errors import ConfigurationError, ValidationError
 from ledger.store.tables import metadata
 
 _ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # used with fullmatch; quoted as well
-_APPEND_ONLY = ("entries", "merkle_nodes", "checkpoints")
+_APPEND_ONLY = ("entries", "merkle_nodes", "checkpoints", "verification_runs")
 _UPDATED = ("ledger_head", "api_keys", "subject_keys", "projector_checkpoints")
 
 

@@ -3,7 +3,8 @@ same schema (a test compares them) plus the append-only triggers, which live onl
 
 * ``entries`` — one row per entry; ``entry_bytes`` are the hashed RFC 8785 bytes, the other
   columns are indexed copies that ``verify`` checks against them.
-* ``merkle_nodes`` — every complete Merkle subtree of level >= 1 (level 0 is entries.leaf_hash).
+* ``merkle_nodes`` — every complete Merkle subtree of level >= 4 (smaller ones are hashed from
+  ``entries.leaf_hash`` when a proof needs them; ledger.integrity.merkle.STORED_MIN_LEVEL).
 * ``checkpoints`` — signed C2SP checkpoints, one per (key, tree size).
 * ``ledger_head`` — the single row holding the log's end; its row lock is the writer lock on
   PostgreSQL.
@@ -12,6 +13,9 @@ same schema (a test compares them) plus the append-only triggers, which live onl
 * ``subject_keys`` — per-subject data keys for personal fields, wrapped by the key-encryption
   key, found by a keyed digest of (tenant, subject id); erasure sets ``wrapped_key`` to NULL
   (crypto-shredding). Not part of the log: destroying a key changes no hashed byte.
+* ``verification_runs`` — each full verification of the log (`pactledger verify`, the
+  dashboard's "verify now"): when, at what size and root, passed or the first failure. Not
+  part of the log: a record that someone looked, appended only.
 * ``projector_checkpoints`` and the ``view_*`` tables — the projectors' positions and views
   (docs/projectors.md); derived from the log, rebuildable from it at any time.
 """
@@ -262,3 +266,18 @@ view_tables: dict[str, Table] = {
     for projection in all_projections().values()
     for spec in projection.tables
 }
+
+
+verification_runs = Table(
+    "verification_runs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=False),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("root_hash", LargeBinary(32), nullable=True),
+    Column("ok", Boolean, nullable=False),
+    Column("kind", String(32), nullable=True),  # the failure's kind: changed, missing, …
+    Column("error", Text, nullable=True),
+    Column("source", String(200), nullable=False),  # cli, dashboard:<key id>, …
+)

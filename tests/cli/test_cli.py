@@ -31,6 +31,7 @@ from ledger.integrity.merkle import EMPTY_ROOT, ConsistencyProof, InclusionProof
 from ledger.integrity.note import NoteVerifier
 from ledger.store.engine import make_engine
 from ledger.store.sql import SqlLogStore
+from ledger.store.verifications import SqlVerificationLog
 
 ORIGIN = "cli.pactledger.example/log"
 HEX_HASH = 64
@@ -713,6 +714,12 @@ def test_verify_intact_log(filled: Env) -> None:
     text = run("verify")
     assert text.exit_code == 0
     assert "log intact: 7 entries" in text.stdout
+    # each run is recorded, for the dashboard's overview
+    latest = SqlVerificationLog(make_engine(filled.url)).latest()
+    assert latest is not None
+    assert (latest.ok, latest.tree_size, latest.source) == (True, 7, "cli")
+    assert latest.root_hash is not None
+    assert latest.root_hash.hex() == report["root_hash"]
 
 
 def test_verify_unreadable_note(filled: Env) -> None:
