@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         "`pactledger serve` makes one for its workers when unset, so a restart signs everyone "
         "out. Set it to keep sessions across restarts and servers",
     )
+    session_cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark the dashboard's cookies Secure (sent over HTTPS only): true behind a "
+        "proxy that terminates TLS; unset: when the request itself came over HTTPS",
+    )
     proof_cache_entries: int = Field(
         default=2_097_152,
         ge=0,

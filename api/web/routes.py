@@ -346,6 +346,8 @@ def logout(request: Request, signed: Signed, csrf: Annotated[str, Form()] = "") 
 
 
 def _set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+    found: Services = request.app.state.services
+    secure = found.settings.session_cookie_secure
     response.set_cookie(
         name,
         value,
@@ -353,7 +355,7 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
         path=web_session.PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" if secure is None else secure,
     )
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from ledger.access import Role, create_key, revoke_key
 from ledger.app import views as queries
 from ledger.bundle.verify import verify_bundle
@@ -332,3 +333,23 @@ def test_sign_out_needs_its_token_and_ends_the_session(
     answer = client.post("/ui/logout", data={"csrf": token}, follow_redirects=False)
     assert answer.headers["location"] == "/ui/login"
     assert client.get("/ui/", follow_redirects=False).status_code == 303
+
+
+def test_cookies_are_secure_behind_a_tls_proxy(demo_ledger: DemoLedger) -> None:
+    settings = demo_ledger.settings.model_copy(update={"session_cookie_secure": True})
+    with TestClient(create_app(settings), base_url="http://testserver") as client:
+        form = client.get("/ui/login")
+        signin = form.headers["set-cookie"]
+        assert "secure" in signin.lower()
+        # a Secure cookie is not sent back over http: hand it back as the browser would over TLS
+        nonce = signin.split(";")[0].split("=", 1)[1]
+        client.cookies.set("pactledger_signin", nonce, path="/ui")
+        answer = client.post(
+            "/ui/login",
+            data={"api_key": demo_ledger.viewer, "csrf": form_token(form.text)},
+            follow_redirects=False,
+        )
+        session = next(
+            c for c in answer.headers.get_list("set-cookie") if c.startswith("pactledger_session=")
+        )
+        assert "secure" in {part.strip().lower() for part in session.split(";")}
