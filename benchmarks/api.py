@@ -106,7 +106,6 @@ import aiohttp
 import httpx
 import orjson
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from rich.console import Console
 from rich.table import Table
 
@@ -122,6 +121,7 @@ from benchmarks.ingest import (
     row,
     start_run,
 )
+from benchmarks.peers import eventsourcing_application, routed_inference_class
 from ledger.access import Role, create_key
 from ledger.app.governance import publish_policies
 from ledger.app.keys import create_signing_key, load_signer
@@ -714,40 +714,10 @@ def run_batches(server: Server, key: str, batches: int, console: Console) -> Tim
 
 def run_peer(url: str, count: int, console: Console) -> Timing:
     """``count`` aggregates saved by the ``eventsourcing`` library, one per transaction."""
-    try:
-        from eventsourcing.application import Application
-        from eventsourcing.domain import Aggregate
-    except ImportError:
-        raise SystemExit(
-            'the peer needs the eventsourcing library: .venv/bin/pip install "eventsourcing'
-            '[postgres]>=9.5,<10"'
-        ) from None
-
-    class RoutedInference(Aggregate):  # one Created event per aggregate
-        def __init__(self, tenant: str, stream: str, occurred_at: str, payload: dict[str, Any]):
-            self.tenant = tenant
-            self.stream = stream
-            self.occurred_at = occurred_at
-            self.payload = payload
-
-    class BenchApplication(Application[Any]):
-        pass
-
-    params = conninfo_to_dict(url)
-    env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": str(params["dbname"]),
-        "POSTGRES_HOST": str(params.get("host") or "127.0.0.1"),
-        "POSTGRES_PORT": str(params.get("port") or "5432"),
-        "POSTGRES_USER": str(params.get("user") or "postgres"),
-        "POSTGRES_PASSWORD": str(params.get("password") or ""),
-        "POSTGRES_POOL_SIZE": str(SINGLE_CLIENTS),  # one connection per thread, no waiting
-        "POSTGRES_MAX_OVERFLOW": "0",
-        "POSTGRES_CONNECT_TIMEOUT": "30",
-        "CREATE_TABLE": "yes",
-    }
+    # one connection per thread, no waiting
+    app = eventsourcing_application(url, pool_size=SINGLE_CLIENTS)
+    RoutedInference = routed_inference_class()  # noqa: N806 - a class
     entries = [routed_entry("e", i) for i in range(count)]
-    app = BenchApplication(env=env)
     try:
 
         def setup(index: int) -> int:
