@@ -87,10 +87,10 @@ def demo(
         figures["plots"] = [str(p) for p in write_plots(figures, plot)]
     if as_json:
         print_json(figures)
-        return
-    print_report(console, figures)
-    for path in figures.get("plots", []):
-        console.print(f"chart: {path}")
+    else:
+        print_report(console, figures)
+        for path in figures.get("plots", []):
+            console.print(f"chart: {path}")
     if serve:
         serve_dashboard(demo_settings(options), port, console)
 
