@@ -217,8 +217,10 @@ def _chosen_tenants(signed: Viewer, tenant: str | None) -> list[str] | None:
 def _tenant_choices(signed: Viewer, found: Services) -> list[str]:
     if not signed.principal.all_tenants:
         return sorted(signed.principal.tenants)
-    rows = _projectors(found).views.rows("view_residency", within=None, order_by=("tenant",))
-    return sorted({row["tenant"] for row in rows})
+    views = _projectors(found).views
+    return sorted(
+        {*views.distinct("view_residency", "tenant"), *views.distinct("view_tranches", "tenant")}
+    )
 
 
 def _when(text: str | None, field: str, *, end: bool = False) -> datetime | None:

@@ -268,6 +268,14 @@ class SqlViewStore:
         with self._reading() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
+    def distinct(self, table_name: str, column: str) -> list[Any]:
+        """The distinct values of one column of a view, sorted (one query; rows are not read
+        into memory)."""
+        table = view_tables[table_name]
+        query = select(table.c[column]).distinct().order_by(table.c[column])
+        with self._reading() as conn:
+            return [value for (value,) in conn.execute(query)]
+
     # --- rebuild --------------------------------------------------------------------------
 
     def create_shadows(self, specs: Sequence[TableSpec]) -> dict[str, Table]:

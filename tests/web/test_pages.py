@@ -277,7 +277,12 @@ def test_an_auditor_downloads_a_bundle_that_verifies(
     client: TestClient, demo_ledger: DemoLedger, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     sign_in(client, demo_ledger.auditor)
-    token = form_token(client.get("/ui/exports").text)
+    form = client.get("/ui/exports").text
+    offered = set(re.findall(r'name="tenants" value="([^"]+)"', form))
+    views = _views(demo_ledger)
+    tranches = queries.tranches(views, as_of=datetime.now(UTC))
+    assert offered == {r["tenant"] for r in [*queries.residency(views), *tranches]}
+    token = form_token(form)
     refused = client.post("/ui/exports", data={"csrf": "forged", "tenants": [EU]})
     assert refused.status_code == 403
     answer = client.post("/ui/exports", data={"csrf": token, "tenants": [EU]})
