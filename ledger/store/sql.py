@@ -334,11 +334,17 @@ class SqlLogStore:
                 yield from map(entry_of, rows)
                 position = rows[-1].seq + 1
             return
-        with ThreadPoolExecutor(1, thread_name_prefix="pactledger-read-ahead") as pool:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="pactledger-read-ahead")
+        try:
             pending = pool.submit(read, start)
             while rows := pending.result():
                 pending = pool.submit(read, rows[-1].seq + 1)
                 yield from map(entry_of, rows)
+        finally:
+            # Never waits for the helper: a scan given up part-way (an audit that found a
+            # changed entry) may be closed by the garbage collector on any thread, the
+            # helper's own included, where waiting for it would be joining itself.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def stream_entries(self, stream: str) -> list[SealedEntry]:
         with self._reading() as conn:

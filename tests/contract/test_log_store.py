@@ -7,7 +7,10 @@ storage, and that a refused batch writes nothing.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -340,3 +343,29 @@ def test_a_bad_raw_entry_refuses_the_whole_batch(
     assert getattr(caught.value, "index", None) == 2
     assert_unchanged(store, head.size, head.root_hash)
     assert [r.seq for r in store.append([raw(5)])] == [1]  # the store is still usable
+
+
+def test_a_scan_given_up_part_way_closes_cleanly_from_any_thread(store: LogStore) -> None:
+    """An audit that stops at a changed entry leaves its scan unfinished; the garbage collector
+    may close it on any thread, the PostgreSQL store's read-ahead thread included. Closing must
+    neither raise (joining the thread it runs on would) nor leave a reader thread behind."""
+    store.append([entry(i) for i in range(30)])
+    before = {t.ident for t in threading.enumerate()}
+    for closer in ("this thread", "another thread", "the read-ahead thread"):
+        scan = store.iter_entries(batch_size=4)
+        assert [next(scan).seq for _ in range(6)] == list(range(6))
+        frame = getattr(scan, "gi_frame", None)
+        helper = None if frame is None else frame.f_locals.get("pool")
+        if closer == "this thread":
+            scan.close()
+        elif closer == "another thread":
+            with ThreadPoolExecutor(1) as other:
+                other.submit(scan.close).result()
+        elif helper is not None:  # only a store that reads ahead has one
+            helper.submit(scan.close).result()
+        else:
+            scan.close()
+    deadline = time.monotonic() + 5
+    while {t.ident for t in threading.enumerate()} - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert {t.ident for t in threading.enumerate()} - before == set()
