@@ -100,6 +100,8 @@ def create_app(
             await committer.stop()
             if trigger is not None:
                 trigger.close()
+            if isinstance(ledger.store, SqlLogStore):
+                ledger.store.close()  # its own read pool (proofs); the engine is ours
             if engine is not None:
                 engine.dispose()
 

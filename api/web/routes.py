@@ -695,11 +695,13 @@ async def create_export(
 ) -> Response:
     _check_csrf(request, csrf)
     _require(signed, Permission.EXPORT, "export bundles")
-    chosen = tenants or _tenant_choices(signed, found)
+    # none ticked: every tenant the key may see (an all-tenants key: the whole log, the
+    # governance entries of no customer tenant included)
+    chosen = tenants or signed.tenants
     ids = [line.strip() for line in request_ids.replace(",", "\n").splitlines() if line.strip()]
     form = {"tenants": tenants or [], "from": from_, "to": to, "request_ids": request_ids}
     try:
-        hidden = [t for t in chosen if not signed.principal.sees(t)]
+        hidden = [t for t in chosen or () if not signed.principal.sees(t)]
         if hidden:
             raise ValidationError(f"not one of your tenants: {', '.join(hidden)}", field="tenant")
         path = await run_in_threadpool(
@@ -729,7 +731,7 @@ async def create_export(
 
 def _build_bundle(
     found: Services,
-    tenants: Sequence[str],
+    tenants: Sequence[str] | None,
     since: datetime | None,
     until: datetime | None,
     request_ids: Sequence[str],
@@ -748,7 +750,7 @@ def _build_bundle(
             signer=signer,
             private_key=load_private_key(settings.signing_key),
             scope=ExportScope(
-                tenants=list(tenants),
+                tenants=None if tenants is None else list(tenants),
                 occurred_from=since,
                 occurred_to=until,
                 request_ids=list(request_ids) or None,

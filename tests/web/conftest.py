@@ -74,13 +74,17 @@ def form_token(html: str) -> str:
     return found.group(1)
 
 
-def sign_in(client: TestClient, key: str, next_page: str = "/ui/") -> TestClient:
+def post_sign_in(client: TestClient, key: str, next_page: str | None = None) -> httpx.Response:
+    """Fill in and send the sign-in form; the answer as it comes (redirects not followed)."""
     form = client.get("/ui/login")
-    answer = client.post(
-        "/ui/login",
-        data={"api_key": key, "csrf": form_token(form.text), "next": next_page},
-        follow_redirects=False,
-    )
+    data = {"api_key": key, "csrf": form_token(form.text)}
+    if next_page is not None:
+        data["next"] = next_page
+    return client.post("/ui/login", data=data, follow_redirects=False)
+
+
+def sign_in(client: TestClient, key: str, next_page: str = "/ui/") -> TestClient:
+    answer = post_sign_in(client, key, next_page)
     assert answer.status_code == 303, answer.text[:500]
     return client
 

@@ -24,7 +24,7 @@ from ledger.store.engine import make_engine
 from ledger.store.sql import SqlLogStore
 from ledger.store.verifications import SqlVerificationLog
 
-from .conftest import EU, DemoLedger, form_token, sign_in
+from .conftest import EU, DemoLedger, form_token, post_sign_in, sign_in
 
 PAGES = ["/ui/", "/ui/residency", "/ui/chargeback", "/ui/capacity", "/ui/estimator", "/ui/exports"]
 
@@ -45,12 +45,7 @@ def test_every_page_needs_a_session(client: TestClient, page: str) -> None:
 def test_the_session_cookie_is_sealed_http_only_and_strict(
     client: TestClient, demo_ledger: DemoLedger
 ) -> None:
-    form = client.get("/ui/login")
-    answer = client.post(
-        "/ui/login",
-        data={"api_key": demo_ledger.auditor, "csrf": form_token(form.text)},
-        follow_redirects=False,
-    )
+    answer = post_sign_in(client, demo_ledger.auditor)
     assert answer.status_code == 303
     cookie = next(
         c for c in answer.headers.get_list("set-cookie") if c.startswith("pactledger_session=")
@@ -73,12 +68,7 @@ def test_the_session_cookie_is_sealed_http_only_and_strict(
 def test_a_wrong_key_is_refused_and_gets_no_session(
     client: TestClient, demo_ledger: DemoLedger
 ) -> None:
-    form = client.get("/ui/login")
-    answer = client.post(
-        "/ui/login",
-        data={"api_key": demo_ledger.auditor[:-3] + "xyz", "csrf": form_token(form.text)},
-        follow_redirects=False,
-    )
+    answer = post_sign_in(client, demo_ledger.auditor[:-3] + "xyz")
     assert answer.status_code == 401
     assert "not valid or was revoked" in answer.text
     assert "pactledger_session=" not in answer.headers.get("set-cookie", "")
@@ -99,22 +89,12 @@ def test_sign_in_without_its_form_token_is_refused(
 def test_sign_in_only_returns_to_dashboard_pages(
     client: TestClient, demo_ledger: DemoLedger, target: str
 ) -> None:
-    form = client.get("/ui/login")
-    answer = client.post(
-        "/ui/login",
-        data={"api_key": demo_ledger.auditor, "csrf": form_token(form.text), "next": target},
-        follow_redirects=False,
-    )
+    answer = post_sign_in(client, demo_ledger.auditor, target)
     assert answer.headers["location"] == "/ui/"
 
 
 def test_an_ingest_key_cannot_sign_in(client: TestClient, demo_ledger: DemoLedger) -> None:
-    form = client.get("/ui/login")
-    answer = client.post(
-        "/ui/login",
-        data={"api_key": demo_ledger.ingest, "csrf": form_token(form.text)},
-        follow_redirects=False,
-    )
+    answer = post_sign_in(client, demo_ledger.ingest)
     assert answer.status_code == 403
     assert "ingest key cannot read" in answer.text
 
@@ -298,6 +278,15 @@ def test_an_auditor_downloads_a_bundle_that_verifies(
         lines = archive.read("entries.jsonl").splitlines()
     assert lines
     assert all(json.loads(line)["tenant"] == EU for line in lines)
+    whole = client.post("/ui/exports", data={"csrf": token})  # none ticked: the whole log
+    assert whole.status_code == 200
+    (tmp_path / "all.zip").write_bytes(whole.content)
+    everything = verify_bundle(tmp_path / "all.zip")
+    assert everything.ok
+    checkpoint = SqlLogStore(make_engine(demo_ledger.settings.database_url)).latest_checkpoint()
+    assert checkpoint is not None
+    assert everything.manifest["scope"]["tenants"] is None
+    assert everything.manifest["entry_count"] == checkpoint.tree_size  # every entry, governance too
     bad = client.post("/ui/exports", data={"csrf": token, "tenants": [EU], "from": "someday"})
     assert bad.status_code == 422
     assert "not a date" in bad.text
